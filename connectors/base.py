@@ -1,0 +1,67 @@
+"""What every connector speaks: acquired artifacts, parsed tables of string batches, row rejects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+__all__ = ["ROW", "Artifact", "RowReject", "Table"]
+
+# Every parsed batch carries this UInt64 column: the 1-based number of the data record in its
+# table (a header line is not counted). Errors and rejects cite it as "row N".
+ROW = "__row"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file acquired onto local disk, with what the evidence manifest needs to know about it."""
+
+    path: Path
+    source: str
+    sha256: str
+    size: int
+    acquired_at: datetime
+    media_type: str = "application/octet-stream"
+    inner_path: str | None = None
+    telegram: dict[str, Any] | None = None
+
+    @property
+    def display(self) -> str:
+        """How errors and reports name this artifact: the source, then the path inside archives."""
+        return f"{self.source}!{self.inner_path}" if self.inner_path else self.source
+
+
+@dataclass(frozen=True)
+class RowReject:
+    """A record, or one value of it, that was refused: where, and why (never the value)."""
+
+    row: int | None
+    reason: str
+    column: str | None = None
+
+
+@dataclass
+class Table:
+    """One table of an artifact: column names and a generator of bounded all-string batches.
+
+    ``batches()`` may be consumed once. Each batch is a ``pl.DataFrame`` with the ``ROW``
+    column first (UInt64) and then one ``pl.String`` column per name in ``columns``, at most
+    ``batch_rows`` rows. ``rejects`` and ``rows_read`` grow while the batches are consumed.
+    """
+
+    name: str
+    columns: list[str]
+    has_header: bool
+    parser: str
+    produce: Callable[[Table], Iterator[pl.DataFrame]]
+    rejects: list[RowReject] = field(default_factory=list)
+    rows_read: int = 0
+    encoding: str | None = None
+
+    def batches(self) -> Iterator[pl.DataFrame]:
+        return self.produce(self)

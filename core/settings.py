@@ -1,0 +1,51 @@
+"""Settings, read once at the composition root from ``LEAKWATCH_*`` variables and ``.env``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Library code receives values from here; it never reads the env."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LEAKWATCH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # The store and scratch space.
+    store: Path = Path(".leakwatch/leakwatch.duckdb")
+    work_dir: Path = Path(".leakwatch/work")
+
+    # Keyed hashing (design.md §2). Hex or base64 of 32 random bytes; or a Prefect Secret block.
+    pepper: SecretStr | None = None
+    pepper_key_id: str = "k1"
+    pepper_block: str | None = None
+
+    # Parsing and the store.
+    batch_rows: int = Field(default=250_000, ge=1_000)
+    default_region: str = "FR"
+    duckdb_threads: int | None = None
+    duckdb_memory_limit: str = "4GB"
+    shards: int = Field(default=1, ge=1, le=256)
+
+    # The operator, as customers and the CNIL see it.
+    operator_name: str = "Opérateur Exemple"
+    regime: Literal["telecom", "gdpr"] = "telecom"
+    support_contact: str = "3900 (appel gratuit) — https://assistance.example.fr"
+    dpo_contact: str = "dpo@operateur.example"
+    sender_email: str = "securite@operateur.example"
+
+    # Sending.
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_host: str = "https://api.sendgrid.com"
+    sendgrid_timeout_s: float = 30.0
+
+    # Signing evidence and reports.
+    signing_key_file: Path | None = None
+    signing_passphrase: SecretStr | None = None

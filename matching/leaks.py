@@ -1,0 +1,322 @@
+"""Storing leaked tables: per row a category mask, per valid identifier a keyed hash, per refusal a reason."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from matching.identity import normalise
+from matching.keyed_hash import Pepper, hash_keys
+from matching.sql import Statement
+from matching.store import Store
+from schemas.vocab import CATEGORY_BITS, Category, KeyKind
+
+__all__ = [
+    "ArtifactFacts",
+    "TableCounts",
+    "begin_artifact",
+    "ensure_breach",
+    "fail_artifact",
+    "finish_artifact",
+    "ingest_batches",
+    "record_table",
+]
+
+ROW = "__row"
+_KEY_CATEGORIES: dict[Category, KeyKind] = {
+    Category.EMAIL: KeyKind.EMAIL,
+    Category.IBAN: KeyKind.IBAN,
+    Category.PHONE: KeyKind.PHONE,
+}
+
+
+@dataclass(frozen=True)
+class ArtifactFacts:
+    """What the store keeps about an acquired artifact (the evidence record's core)."""
+
+    breach_id: str
+    source: str
+    sha256: str
+    size: int
+    media_type: str
+    acquired_at: datetime
+    inner_path: str | None = None
+    telegram: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TableCounts:
+    rows: int
+    keys: int
+    values_rejected: int
+
+
+_ENSURE_BREACH = Statement(
+    "ensure breach",
+    """
+    INSERT INTO breaches (breach_id, created_at, status, regime)
+    VALUES ($breach_id, $now, 'suspected', $regime) ON CONFLICT DO NOTHING
+    """,
+)
+_FIND_ARTIFACT = Statement(
+    "find artifact",
+    """
+    SELECT artifact_no, state FROM artifacts
+    WHERE breach_id = $breach_id AND sha256 = $sha256
+      AND coalesce(inner_path, '') = coalesce($inner_path, '')
+    ORDER BY artifact_no LIMIT 1
+    """,
+)
+_DONE_SHA = Statement(
+    "artifact content already ingested",
+    "SELECT count(*) FROM artifacts WHERE breach_id = $breach_id AND sha256 = $sha256 "
+    "AND state = 'done'",
+)
+_PURGE = Statement(
+    "purge a partial artifact",
+    """
+    DELETE FROM leak_keys WHERE artifact_no = $no;
+    DELETE FROM leak_row_counts WHERE artifact_no = $no;
+    DELETE FROM rejects WHERE artifact_no = $no;
+    DELETE FROM leak_tables WHERE artifact_no = $no;
+    UPDATE artifacts SET state = 'ingesting', error = NULL, rows_read = 0, rows_rejected = 0,
+        acquired_at = $acquired_at WHERE artifact_no = $no;
+    """,
+)
+_NEW_ARTIFACT = Statement(
+    "record artifact",
+    """
+    INSERT INTO artifacts (artifact_no, breach_id, source, inner_path, sha256, size, media_type,
+        acquired_at, telegram, state)
+    VALUES (nextval('artifact_seq'), $breach_id, $source, $inner_path, $sha256, $size,
+        $media_type, $acquired_at, $telegram, 'ingesting')
+    RETURNING artifact_no
+    """,
+)
+_INSERT_BATCH = Statement(
+    "store a leaked batch",
+    """
+    INSERT INTO leak_keys SELECT $no, $table_no, row, kind, key, categories, $key_id
+        FROM batch_keys;
+    INSERT INTO leak_row_counts SELECT $no, $table_no, categories, count(*)
+        FROM batch_rows GROUP BY categories;
+    INSERT INTO rejects SELECT $no, $table_no, row, "column", reason FROM batch_rejects;
+    """,
+)
+_RECORD_TABLE = Statement(
+    "record a leaked table",
+    """
+    INSERT INTO leak_tables VALUES ($no, $table_no, $name, $parser, $encoding, $has_header,
+        $roles, $rows_read, $rows_rejected)
+    """,
+)
+_RECORD_ROW_REJECTS = Statement(
+    "record refused records",
+    'INSERT INTO rejects SELECT $no, $table_no, row, "column", reason FROM record_rejects',
+)
+_FINISH = Statement(
+    "finish artifact",
+    """
+    UPDATE artifacts SET state = 'done', parser = $parser, rows_read = $rows_read,
+        rows_rejected = $rows_rejected, finished_at = $now WHERE artifact_no = $no
+    """,
+)
+_FAIL = Statement(
+    "fail artifact",
+    """
+    UPDATE artifacts SET state = 'failed', error = $error, parser = $parser, finished_at = $now
+    WHERE artifact_no = $no
+    """,
+)
+_FAILED_REJECT = Statement(
+    "record a refused artifact",
+    "INSERT INTO rejects VALUES ($no, NULL, NULL, NULL, $error)",
+)
+
+
+def ensure_breach(store: Store, breach_id: str, *, regime: str) -> None:
+    store.run(_ENSURE_BREACH, {"breach_id": breach_id, "now": datetime.now(UTC), "regime": regime})
+
+
+def begin_artifact(store: Store, facts: ArtifactFacts) -> int | None:
+    """The artifact number to ingest into, or None when the same content is already in the breach.
+
+    An artifact left half-ingested by a crash is purged and ingested again under its number.
+    """
+    params = {"breach_id": facts.breach_id, "sha256": facts.sha256}
+    if store.scalar(_DONE_SHA, params):
+        return None
+    with store.transaction():
+        found = store.rows(_FIND_ARTIFACT, {**params, "inner_path": facts.inner_path})
+        if found:
+            number = int(found[0][0])
+            store.run(_PURGE, {"no": number, "acquired_at": facts.acquired_at})
+            return number
+        return int(
+            store.scalar(
+                _NEW_ARTIFACT,
+                {
+                    **params,
+                    "source": facts.source,
+                    "inner_path": facts.inner_path,
+                    "size": facts.size,
+                    "media_type": facts.media_type,
+                    "acquired_at": facts.acquired_at,
+                    "telegram": json.dumps(facts.telegram) if facts.telegram else None,
+                },
+            )
+        )
+
+
+def _nonempty(columns: Sequence[str]) -> pl.Expr:
+    return pl.any_horizontal(pl.col(c).str.strip_chars().str.len_bytes() > 0 for c in columns)
+
+
+def category_mask(columns_by_category: Mapping[Category, Sequence[str]]) -> pl.Expr:
+    """The row's category bit mask: a category is present when any of its columns is non-empty."""
+    terms = [
+        pl.when(_nonempty(cols)).then(CATEGORY_BITS[cat]).otherwise(0)
+        for cat, cols in columns_by_category.items()
+        if cols
+    ]
+    if not terms:
+        return pl.lit(0, dtype=pl.UInt16)
+    return pl.sum_horizontal(terms).cast(pl.UInt16)
+
+
+def prepare_leak_batch(
+    batch: pl.DataFrame,
+    roles: Mapping[str, Category | None],
+    pepper: Pepper,
+    *,
+    default_region: str = "FR",
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(rows with their mask, keys, value rejects) for one batch. Clear values never leave memory."""
+    by_category: dict[Category, list[str]] = {}
+    for column, category in roles.items():
+        if category is not None and column in batch.columns:
+            by_category.setdefault(category, []).append(column)
+    rows = batch.select(pl.col(ROW).alias("row"), category_mask(by_category).alias("categories"))
+    key_parts: list[pl.DataFrame] = []
+    reject_parts: list[pl.DataFrame] = []
+    for category, kind in _KEY_CATEGORIES.items():
+        for column in by_category.get(category, []):
+            result = normalise(kind, batch[column], default_region)
+            keys = hash_keys(pepper, kind, result["canonical"])
+            key_parts.append(
+                rows.with_columns(key=keys, kind=pl.lit(kind.value))
+                .filter(pl.col("key").is_not_null())
+                .select("row", "kind", "key", "categories")
+            )
+            reject_parts.append(
+                rows.select("row")
+                .with_columns(reason=result["reason"], column=pl.lit(column))
+                .filter(pl.col("reason").is_not_null())
+                .select("row", "column", "reason")
+            )
+    keys_frame = (
+        pl.concat(key_parts)
+        if key_parts
+        else pl.DataFrame(
+            schema={"row": pl.UInt64, "kind": pl.String, "key": pl.Binary, "categories": pl.UInt16}
+        )
+    )
+    rejects_frame = (
+        pl.concat(reject_parts)
+        if reject_parts
+        else pl.DataFrame(schema={"row": pl.UInt64, "column": pl.String, "reason": pl.String})
+    )
+    return rows, keys_frame, rejects_frame
+
+
+def ingest_batches(
+    store: Store,
+    artifact_no: int,
+    table_no: int,
+    batches: Iterable[pl.DataFrame],
+    roles: Mapping[str, Category | None],
+    pepper: Pepper,
+    *,
+    default_region: str = "FR",
+) -> TableCounts:
+    """Normalise, hash and store every batch, each in its own transaction."""
+    rows = keys = values_rejected = 0
+    for batch in batches:
+        row_frame, key_frame, reject_frame = prepare_leak_batch(
+            batch, roles, pepper, default_region=default_region
+        )
+        with (
+            store.transaction(),
+            store.registered("batch_rows", row_frame),
+            store.registered("batch_keys", key_frame),
+            store.registered("batch_rejects", reject_frame),
+        ):
+            store.run(
+                _INSERT_BATCH,
+                {"no": artifact_no, "table_no": table_no, "key_id": pepper.key_id},
+            )
+        rows += batch.height
+        keys += key_frame.height
+        values_rejected += reject_frame.height
+    return TableCounts(rows=rows, keys=keys, values_rejected=values_rejected)
+
+
+def record_table(
+    store: Store,
+    artifact_no: int,
+    table_no: int,
+    *,
+    name: str,
+    parser: str,
+    encoding: str | None,
+    has_header: bool,
+    roles: Mapping[str, Mapping[str, Any]],
+    rows_read: int,
+    record_rejects: pl.DataFrame,
+) -> None:
+    """Keep how a table was read and which records were refused (row, column, reason)."""
+    with store.transaction(), store.registered("record_rejects", record_rejects):
+        store.run(
+            _RECORD_TABLE,
+            {
+                "no": artifact_no,
+                "table_no": table_no,
+                "name": name,
+                "parser": parser,
+                "encoding": encoding,
+                "has_header": has_header,
+                "roles": json.dumps(roles),
+                "rows_read": rows_read,
+                "rows_rejected": record_rejects.height,
+            },
+        )
+        store.run(_RECORD_ROW_REJECTS, {"no": artifact_no, "table_no": table_no})
+
+
+def finish_artifact(
+    store: Store, artifact_no: int, *, parser: str, rows_read: int, rows_rejected: int
+) -> None:
+    store.run(
+        _FINISH,
+        {
+            "no": artifact_no,
+            "parser": parser,
+            "rows_read": rows_read,
+            "rows_rejected": rows_rejected,
+            "now": datetime.now(UTC),
+        },
+    )
+
+
+def fail_artifact(store: Store, artifact_no: int, *, error: str, parser: str | None) -> None:
+    """Mark an artifact refused; the reason (never a value) goes to the rejects too."""
+    with store.transaction():
+        store.run(
+            _FAIL, {"no": artifact_no, "error": error, "parser": parser, "now": datetime.now(UTC)}
+        )
+        store.run(_FAILED_REJECT, {"no": artifact_no, "error": error})

@@ -1,0 +1,142 @@
+"""The DuckDB store: opening, migrations, and the one choke point every statement runs through."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from core.errors import StoreBusyError, TerminalError
+from matching.sql import MIGRATIONS, Statement
+
+__all__ = ["Store", "StoreError"]
+
+_LOCK_MESSAGE = re.compile(r"lock|Conflicting lock", re.IGNORECASE)
+
+
+class StoreError(TerminalError):
+    """A statement failed. Carries the statement's name and text, never the bound values."""
+
+    def __init__(self, statement: Statement, cause: BaseException) -> None:
+        self.statement = statement
+        kind = type(cause).__name__
+        super().__init__(
+            f"store statement {statement.name!r} failed ({kind}): {statement.text.strip()}"
+        )
+
+
+class Store:
+    """A leakwatch DuckDB file. One writing process at a time (DuckDB's own file lock)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        threads: int | None = None,
+        memory_limit: str = "4GB",
+        temp_dir: Path | None = None,
+        read_only: bool = False,
+    ) -> None:
+        self.path = path
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {"memory_limit": memory_limit}
+        if threads:
+            config["threads"] = threads
+        if temp_dir is not None:
+            temp_dir.mkdir(parents=True, exist_ok=True)
+            config["temp_directory"] = str(temp_dir)
+        try:
+            self.con = duckdb.connect(str(path), read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            if _LOCK_MESSAGE.search(str(exc)):
+                raise StoreBusyError(
+                    f"the store {path} is in use by another leakwatch process; "
+                    "wait for it to finish (one writer at a time)"
+                ) from None
+            raise TerminalError(f"cannot open the store {path}: {type(exc).__name__}") from None
+        if not read_only:
+            self._migrate()
+
+    # -- the choke point ------------------------------------------------------------------
+    def run(self, statement: Statement, params: Mapping[str, Any] | None = None) -> None:
+        """Execute a statement (or each part of a script) for its effect."""
+        given = dict(params or {})
+        try:
+            for text, names in statement.parts():
+                self.con.execute(text, {k: given[k] for k in names} if names else None)
+        except duckdb.Error as exc:
+            raise StoreError(statement, exc) from None
+
+    def frame(self, statement: Statement, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        """Execute a query and materialise its result as a polars frame."""
+        try:
+            frame: pl.DataFrame = self.con.sql(
+                statement.text, params=dict(params) if params else None
+            ).pl()
+            return frame
+        except duckdb.Error as exc:
+            raise StoreError(statement, exc) from None
+
+    def rows(
+        self, statement: Statement, params: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        try:
+            return self.con.execute(statement.text, dict(params) if params else None).fetchall()
+        except duckdb.Error as exc:
+            raise StoreError(statement, exc) from None
+
+    def scalar(self, statement: Statement, params: Mapping[str, Any] | None = None) -> Any:
+        result = self.rows(statement, params)
+        return result[0][0] if result else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self.con.execute("COMMIT")
+
+    @contextmanager
+    def registered(self, name: str, frame: pl.DataFrame) -> Iterator[None]:
+        """Expose a frame to SQL under a constant name for the duration of the block."""
+        self.con.register(name, frame)
+        try:
+            yield
+        finally:
+            self.con.unregister(name)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ---------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        self.con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)"
+        )
+        row = self.con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+        current = int(row[0]) if row else 0
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            with self.transaction():
+                self.con.execute(script)
+                self.con.execute("INSERT INTO schema_version VALUES ($v, now())", {"v": version})
+
+    @property
+    def schema_version(self) -> int:
+        row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0

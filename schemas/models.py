@@ -1,0 +1,76 @@
+"""Values passed between stages: notice contexts, run summaries. Counts only where they leave the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from schemas.vocab import Category, KeyKind, Risk
+
+__all__ = ["BreachFacts", "NoticeContext", "RunSummary", "SourceSummary"]
+
+
+@dataclass(frozen=True)
+class BreachFacts:
+    """What every notice about one breach says about the breach and the operator."""
+
+    breach_id: str
+    operator_name: str
+    detected_at: datetime
+    summary_fr: str
+    summary_en: str
+    measures_fr: str
+    measures_en: str
+    dpo_contact: str
+    support_contact: str
+    sender_email: str
+
+
+@dataclass(frozen=True)
+class NoticeContext:
+    """Everything needed to write one customer's notice. Identifiers only as masked hints."""
+
+    notice_id: str
+    customer_id: str
+    language: str  # "fr" or "en"
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    matched_on: tuple[KeyKind, ...]
+    categories: tuple[Category, ...]
+    risk: Risk
+    breach: BreachFacts
+    iban_hint: str | None = None  # e.g. "FR•• •••• 1234"
+    phone_hint: str | None = None  # e.g. "•• •• •• •• 78"
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    display: str
+    sha256: str
+    size: int
+    parser: str
+    rows_read: int
+    rows_rejected: int
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The counts a run report shows. No identifier of any customer."""
+
+    breach_id: str
+    generated_at: datetime
+    customers_total: int
+    sources: list[SourceSummary]
+    rows_read: int
+    rows_rejected: int
+    rejects_by_reason: dict[str, int]
+    values_rejected_by_reason: dict[str, int]
+    exposed_total: int
+    by_key: dict[str, int]
+    by_category: dict[str, int]
+    by_risk: dict[str, int]
+    former_exposed: int
+    notices_drafted: int
+    notices_without_email: int
+    column_roles: dict[str, dict[str, str]] = field(default_factory=dict)

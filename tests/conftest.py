@@ -1,0 +1,35 @@
+"""Test-wide set-up: offline Prefect, no analytics, a fresh pepper per session."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect server and database for the whole test session (~20 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def leakwatch_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private store, work folder and pepper for one test, through the environment."""
+    from matching.keyed_hash import Pepper
+
+    monkeypatch.setenv("LEAKWATCH_STORE", str(tmp_path / "store" / "leakwatch.duckdb"))
+    monkeypatch.setenv("LEAKWATCH_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("LEAKWATCH_PEPPER", Pepper.generate().to_text())
+    monkeypatch.setenv("LEAKWATCH_BATCH_ROWS", "1000")
+    return tmp_path

@@ -1,0 +1,56 @@
+"""The store migrates once, refuses a second writer clearly, and errors carry SQL, not values."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.errors import StoreBusyError
+from matching.sql import MIGRATIONS, Statement
+from matching.store import Store, StoreError
+
+
+def test_migrations_apply_once(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+    with Store(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        assert store.scalar(Statement("n", "SELECT count(*) FROM schema_version")) == len(
+            MIGRATIONS
+        )
+
+
+def test_second_writer_process_is_told_to_wait(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store(path):
+        code = (
+            "import sys; from pathlib import Path; from matching.store import Store\n"
+            "from core.errors import StoreBusyError\n"
+            "try:\n    Store(Path(sys.argv[1]))\nexcept StoreBusyError as e:\n"
+            "    print(e); sys.exit(3)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=False
+        )
+    assert done.returncode == 3, done.stderr
+    assert "in use by another leakwatch process" in done.stdout
+
+
+def test_statement_errors_name_the_statement_but_not_the_values(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.duckdb") as store:
+        bad = Statement("insert something", "INSERT INTO no_such_table VALUES ($v)")
+        with pytest.raises(StoreError) as info:
+            store.run(bad, {"v": "+33612345678"})
+    message = str(info.value)
+    assert "insert something" in message
+    assert "+33612345678" not in message
+
+
+def test_busy_error_is_transient() -> None:
+    from core.errors import TransientError
+
+    assert issubclass(StoreBusyError, TransientError)
