@@ -34,10 +34,22 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str = "4GB"
     shards: int = Field(default=1, ge=1, le=256)
 
+    # Acquisition limits (archives, downloads). Hostile files are refused past these.
+    archive_max_total_bytes: int = 8 * 1024**3
+    archive_max_member_bytes: int = 4 * 1024**3
+    archive_max_ratio: float = 200.0
+    archive_max_members: int = 100_000
+    archive_max_depth: int = 5
+    http_max_bytes: int = 16 * 1024**3
+    http_connect_timeout_s: float = 10.0
+    http_read_timeout_s: float = 60.0
+    http_retries: int = 5
+    http_max_redirects: int = 5
+
     # The operator, as customers and the CNIL see it.
     operator_name: str = "Opérateur Exemple"
     regime: Literal["telecom", "gdpr"] = "telecom"
-    support_contact: str = "3900 (appel gratuit) — https://assistance.example.fr"
+    support_contact: str = "3900 (appel gratuit depuis une ligne de l'opérateur)"
     dpo_contact: str = "dpo@operateur.example"
     sender_email: str = "securite@operateur.example"
 
@@ -45,6 +57,10 @@ class Settings(BaseSettings):
     sendgrid_api_key: SecretStr | None = None
     sendgrid_host: str = "https://api.sendgrid.com"
     sendgrid_timeout_s: float = 30.0
+    # Event Webhook verification key: base64 DER, as SendGrid's Mail Settings show it.
+    sendgrid_webhook_public_key: str | None = None
+    sendgrid_concurrency: int = Field(default=4, ge=1, le=64)  # requests in flight
+    notify_batch_size: int = Field(default=100, ge=1, le=1000)  # notices per ledger batch
 
     # Signing evidence and reports.
     signing_key_file: Path | None = None

@@ -19,14 +19,20 @@ __all__ = ["Store", "StoreError"]
 _LOCK_MESSAGE = re.compile(r"lock|Conflicting lock", re.IGNORECASE)
 
 
+_STRUCTURAL = (duckdb.BinderException, duckdb.ParserException, duckdb.CatalogException)
+
+
 class StoreError(TerminalError):
     """A statement failed. Carries the statement's name and text, never the bound values."""
 
     def __init__(self, statement: Statement, cause: BaseException) -> None:
         self.statement = statement
         kind = type(cause).__name__
+        # Errors about the SQL itself are safe to show; others (conversion, constraint) may
+        # quote a value, so only their kind is kept.
+        detail = f": {str(cause).splitlines()[0][:300]}" if isinstance(cause, _STRUCTURAL) else ""
         super().__init__(
-            f"store statement {statement.name!r} failed ({kind}): {statement.text.strip()}"
+            f"store statement {statement.name!r} failed ({kind}{detail}): {statement.text.strip()}"
         )
 
 

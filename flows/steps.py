@@ -1,0 +1,244 @@
+"""The breach response's steps as plain functions: each wires connectors, matching and notify.
+
+Prefect tasks and CLI commands both call these; they open the store, do one step, close it,
+and return counts only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import chain
+from pathlib import Path
+
+import polars as pl
+
+from connectors import (
+    ROW,
+    Artifact,
+    Table,
+    acquire_path,
+    detect_roles,
+    parse_artifact,
+    read_customers,
+)
+from core.errors import InputError, TerminalError
+from flows.context import Runtime, open_store
+from matching import customers as customer_store
+from matching import leaks
+from matching.exports import ExportFormat, exposures_frame, write_exposures
+from matching.ledger import mark_notices, notice_rows, plan_notices
+from matching.link import link
+from matching.store import Store
+from matching.summary import run_summary
+from notify.completeness import check_complete
+from notify.outbox import write_eml
+from notify.plan import DraftReport, breach_facts, contexts
+from notify.render import NoticeRenderer
+from notify.report import write_report
+
+__all__ = [
+    "IngestReport",
+    "draft_notices",
+    "export_exposures",
+    "ingest_source",
+    "load_customer_file",
+    "match_breach",
+    "write_run_report",
+]
+
+ROLE_SAMPLE_ROWS = 2_000
+
+
+@dataclass
+class IngestReport:
+    source: str
+    artifacts: int = 0
+    skipped_known: int = 0
+    rows_read: int = 0
+    rows_rejected: int = 0
+    values_rejected: int = 0
+    keys: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _acquire(source: str) -> Iterator[Artifact]:
+    return acquire_path(Path(source))
+
+
+def load_customer_file(rt: Runtime, path: Path) -> customer_store.CustomerLoadReport:
+    table = read_customers(path, batch_rows=rt.settings.batch_rows, work_dir=rt.settings.work_dir)
+    artifact = next(acquire_path(path))
+    with open_store(rt.settings) as store:
+        return customer_store.load_customers(
+            store,
+            table.batches(),
+            rt.pepper,
+            file=str(path),
+            sha256=artifact.sha256,
+            default_region=rt.settings.default_region,
+        )
+
+
+def _record_rejects(table: Table) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "row": [r.row for r in table.rejects],
+            "column": [r.column for r in table.rejects],
+            "reason": [r.reason for r in table.rejects],
+        },
+        schema={"row": pl.UInt64, "column": pl.String, "reason": pl.String},
+    )
+
+
+def _ingest_table(
+    rt: Runtime,
+    store: Store,
+    artifact_no: int,
+    table_no: int,
+    table: Table,
+    overrides: Mapping[str, str],
+) -> leaks.TableCounts:
+    batches = table.batches()
+    first = next(batches, None)
+    sample = first.head(ROLE_SAMPLE_ROWS) if first is not None else None
+    decisions = detect_roles(
+        table.columns,
+        sample.drop(ROW) if sample is not None else pl.DataFrame(),
+        has_header=table.has_header,
+        overrides=overrides,
+    )
+    roles = {d.column: d.category for d in decisions}
+    counts = leaks.ingest_batches(
+        store,
+        artifact_no,
+        table_no,
+        chain([first], batches) if first is not None else iter(()),
+        roles,
+        rt.pepper,
+        default_region=rt.settings.default_region,
+    )
+    leaks.record_table(
+        store,
+        artifact_no,
+        table_no,
+        name=table.name,
+        parser=table.parser,
+        encoding=table.encoding,
+        has_header=table.has_header,
+        roles={
+            d.column: {
+                "category": d.category.value if d.category else None,
+                "source": d.source,
+                "confidence": round(d.confidence, 3),
+            }
+            for d in decisions
+        },
+        rows_read=table.rows_read,
+        record_rejects=_record_rejects(table),
+    )
+    return counts
+
+
+def ingest_source(
+    rt: Runtime, source: str, breach_id: str, overrides: Mapping[str, str] | None = None
+) -> IngestReport:
+    """Acquire every artifact of a source and store it; a refused artifact does not stop the rest."""
+    report = IngestReport(source=source)
+    with open_store(rt.settings) as store:
+        leaks.ensure_breach(store, breach_id, regime=rt.settings.regime)
+        try:
+            artifacts = list(_acquire(source))
+        except TerminalError as exc:
+            report.errors.append(str(exc))
+            return report
+        for artifact in artifacts:
+            facts = leaks.ArtifactFacts(
+                breach_id=breach_id,
+                source=artifact.source,
+                sha256=artifact.sha256,
+                size=artifact.size,
+                media_type=artifact.media_type,
+                acquired_at=artifact.acquired_at,
+                inner_path=artifact.inner_path,
+                telegram=artifact.telegram,
+            )
+            number = leaks.begin_artifact(store, facts)
+            if number is None:
+                report.skipped_known += 1
+                continue
+            report.artifacts += 1
+            parser: str | None = None
+            rows_read = rows_rejected = 0
+            try:
+                for table_no, table in enumerate(
+                    parse_artifact(
+                        artifact,
+                        batch_rows=rt.settings.batch_rows,
+                        work_dir=rt.settings.work_dir,
+                    )
+                ):
+                    parser = table.parser
+                    counts = _ingest_table(rt, store, number, table_no, table, overrides or {})
+                    rows_read += table.rows_read
+                    rows_rejected += len(table.rejects)
+                    report.values_rejected += counts.values_rejected
+                    report.keys += counts.keys
+            except InputError as exc:
+                leaks.fail_artifact(store, number, error=str(exc), parser=parser)
+                report.errors.append(str(exc))
+                continue
+            leaks.finish_artifact(
+                store,
+                number,
+                parser=parser or "none",
+                rows_read=rows_read,
+                rows_rejected=rows_rejected,
+            )
+            report.rows_read += rows_read
+            report.rows_rejected += rows_rejected
+    return report
+
+
+def match_breach(rt: Runtime, breach_id: str) -> int:
+    with open_store(rt.settings) as store:
+        return link(store, breach_id, shards=rt.settings.shards).exposed
+
+
+def export_exposures(rt: Runtime, breach_id: str, path: Path, fmt: ExportFormat) -> int:
+    with open_store(rt.settings, read_only=True) as store:
+        frame = exposures_frame(store, breach_id)
+    write_exposures(frame, path, fmt)
+    return frame.height
+
+
+def draft_notices(
+    rt: Runtime, breach_id: str, outbox: Path, *, detected_at: datetime | None = None
+) -> DraftReport:
+    """Plan a notice per exposed customer and write each e-mail one to the outbox as ``.eml``."""
+    renderer = NoticeRenderer()
+    facts = breach_facts(rt.settings, breach_id, detected_at or datetime.now(UTC))
+    with open_store(rt.settings) as store:
+        planned = plan_notices(store, breach_id)
+        rows = notice_rows(store, breach_id, ["planned"])
+        drafted: list[str] = []
+        without_email = 0
+        for ctx in contexts(rows.iter_rows(named=True), facts):
+            if ctx.email is None:
+                without_email += 1
+                continue
+            notice = renderer.render(ctx)
+            check_complete(notice, ctx)
+            write_eml(outbox, notice, to=ctx.email, sender=rt.settings.sender_email)
+            drafted.append(ctx.notice_id)
+        mark_notices(store, drafted, "drafted")
+    return DraftReport(
+        planned=planned, drafted=len(drafted), without_email=without_email, outbox=outbox
+    )
+
+
+def write_run_report(rt: Runtime, breach_id: str, path: Path) -> Path:
+    with open_store(rt.settings, read_only=True) as store:
+        summary = run_summary(store, breach_id)
+    return write_report(summary, path)

@@ -1,0 +1,89 @@
+"""Turning ledger rows into notice contexts, and drafting notices into the local outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from core.settings import Settings
+from schemas.models import BreachFacts, NoticeContext
+from schemas.vocab import Category, KeyKind, Risk
+
+__all__ = ["DraftReport", "breach_facts", "contexts"]
+
+_SUMMARY_FR = (
+    "Une personne non autorisée a copié une partie de notre base de clients. "
+    "Nous l'avons détecté le {date} et avons identifié les données vous concernant."
+)
+_SUMMARY_EN = (
+    "An unauthorised person copied part of our customer database. "
+    "We detected it on {date} and identified which of your data were affected."
+)
+_MEASURES_FR = (
+    "Nous avons bloqué l'accès utilisé, renforcé la surveillance de nos systèmes, "
+    "déposé plainte et informé la CNIL."
+)
+_MEASURES_EN = (
+    "We blocked the access that was used, strengthened the monitoring of our systems, "
+    "filed a complaint with the police and informed the CNIL."
+)
+
+
+@dataclass(frozen=True)
+class DraftReport:
+    planned: int
+    drafted: int
+    without_email: int
+    outbox: Path
+
+
+def breach_facts(
+    settings: Settings,
+    breach_id: str,
+    detected_at: datetime,
+    description: Mapping[str, str] | None = None,
+) -> BreachFacts:
+    """The breach as notices tell it: the officer's description where written, defaults else."""
+    text = dict(description or {})
+    date_fr = detected_at.strftime("%d/%m/%Y")
+    date_en = detected_at.strftime("%d %B %Y")
+    return BreachFacts(
+        breach_id=breach_id,
+        operator_name=settings.operator_name,
+        detected_at=detected_at,
+        summary_fr=text.get("summary_fr") or _SUMMARY_FR.format(date=date_fr),
+        summary_en=text.get("summary_en") or _SUMMARY_EN.format(date=date_en),
+        measures_fr=text.get("measures_fr") or _MEASURES_FR,
+        measures_en=text.get("measures_en") or _MEASURES_EN,
+        dpo_contact=text.get("dpo_contact") or settings.dpo_contact,
+        support_contact=text.get("support_contact") or settings.support_contact,
+        sender_email=settings.sender_email,
+    )
+
+
+def _split(value: str | None) -> list[str]:
+    return [v for v in (value or "").split(";") if v]
+
+
+def contexts(rows: Iterable[Mapping[str, Any]], breach: BreachFacts) -> Iterator[NoticeContext]:
+    """One context per ledger row (as given by ``matching.ledger.notice_rows``)."""
+    for row in rows:
+        yield NoticeContext(
+            notice_id=row["notice_id"],
+            customer_id=row["customer_id"],
+            language="en" if row["language"] == "en" else "fr",
+            first_name=row["first_name"],
+            last_name=row["last_name"],
+            email=row["email"],
+            matched_on=tuple(KeyKind(k) for k in _split(row["matched_on"])),
+            categories=tuple(Category(c) for c in _split(row["categories"])),
+            risk=Risk(row["risk"]),
+            breach=breach,
+            # A hint only for the identifier that matched: a leaked IBAN that did not match ours
+            # may be an old account, and quoting ours would mislead.
+            iban_hint=row["iban_hint"] if "iban" in _split(row["matched_on"]) else None,
+            phone_hint=row["phone_hint"] if "phone" in _split(row["matched_on"]) else None,
+        )

@@ -1,0 +1,371 @@
+"""Rendering customer notices (art. 34(2)) to plain text and HTML from the Jinja templates."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache, lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+from markupsafe import escape
+
+from core.redact import mask_iban, mask_phone, redact
+from schemas.models import BreachFacts, NoticeContext
+from schemas.vocab import Category, KeyKind, Risk
+
+__all__ = [
+    "LANGUAGES",
+    "NoticePlan",
+    "NoticeRenderer",
+    "RenderedNotice",
+    "Wording",
+    "build_environment",
+    "language_of",
+    "notice_plan",
+    "safe_iban_hint",
+    "safe_phone_hint",
+    "wording",
+]
+
+LANGUAGES: tuple[str, ...] = ("fr", "en")
+
+C = Category
+# Most harmful first: the customer reads the list top down.
+_DISPLAY_ORDER: tuple[Category, ...] = (
+    C.IBAN, C.BIC, C.PASSWORD, C.ID_DOCUMENT, C.PHONE, C.EMAIL, C.NAME, C.BIRTH_DATE,
+    C.BIRTH_PLACE, C.POSTAL_ADDRESS, C.CUSTOMER_NUMBER, C.CONTRACT, C.IP_ADDRESS, C.OTHER,
+)  # fmt: skip
+_IDENTITY = ("identity_theft", "phishing_personal")
+_CONSEQUENCES: dict[Category, tuple[str, ...]] = {
+    C.IBAN: ("fraudulent_debits", "phishing_iban"),
+    C.BIC: ("phishing_personal",),
+    C.PASSWORD: ("account_takeover",),
+    C.ID_DOCUMENT: ("identity_fraud",),
+    C.PHONE: ("smishing", "sim_swap"),
+    C.EMAIL: ("phishing_email", "spam"),
+    C.NAME: _IDENTITY,
+    C.BIRTH_DATE: _IDENTITY,
+    C.BIRTH_PLACE: _IDENTITY,
+    C.POSTAL_ADDRESS: _IDENTITY,
+    C.CUSTOMER_NUMBER: ("phishing_personal",),
+    C.CONTRACT: ("phishing_personal",),
+    C.IP_ADDRESS: ("phishing_personal",),
+    C.OTHER: ("phishing_personal",),
+}
+_CONSEQUENCE_ORDER = (
+    "fraudulent_debits", "phishing_iban", "account_takeover", "identity_fraud", "sim_swap",
+    "smishing", "phishing_email", "identity_theft", "phishing_personal", "spam",
+)  # fmt: skip
+# IBAN advice is the CNIL's: watch, contest (free; 13 months / 8 weeks), creditor list, mandates.
+_SEPA = ("watch_account", "sepa_contest", "creditor_list", "mandates")
+_ADVICE: dict[Category, tuple[str, ...]] = {
+    C.IBAN: _SEPA,
+    C.PASSWORD: ("change_password", "two_factor"),
+    C.ID_DOCUMENT: ("identity_watch",),
+    C.PHONE: ("sms_codes", "call_back", "sim_protect"),
+    C.EMAIL: ("suspicious_links", "change_password", "two_factor"),
+    C.NAME: ("identity_watch",),
+    C.BIRTH_DATE: ("identity_watch",),
+    C.BIRTH_PLACE: ("identity_watch",),
+    C.POSTAL_ADDRESS: ("identity_watch",),
+}
+_ALWAYS_ADVICE = ("be_wary",)
+_ADVICE_ORDER = (
+    *_SEPA, "change_password", "two_factor", "sms_codes", "call_back", "sim_protect",
+    "suspicious_links", "identity_watch", "be_wary",
+)  # fmt: skip
+
+_MASKED_IBAN = re.compile(r"[A-Z]{2}•• •••• [A-Z0-9]{4}")
+_MASKED_PHONE = re.compile(r"•• •• •• •• \d{2}")
+_IBAN_SHAPE = re.compile(r"[A-Za-z]{2}\d{2}[A-Za-z0-9]{8,30}")
+_NAME_MAX = 80
+
+
+@dataclass(frozen=True)
+class RenderedNotice:
+    """One customer's notice, ready for a sender: subject, plain text and HTML."""
+
+    notice_id: str
+    language: str
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class NoticePlan:
+    """What a notice must say for one mix of categories and matched keys."""
+
+    categories: tuple[Category, ...]
+    matched: tuple[KeyKind, ...]
+    consequences: tuple[str, ...]
+    advice: tuple[str, ...]
+    has_iban: bool
+    phone_only: bool
+
+
+@dataclass(frozen=True)
+class Wording:
+    """The words of one language, read from its ``_wording.<lang>.j2`` module."""
+
+    language: str
+    subject: str
+    headings: dict[str, str]
+    labels: dict[str, str]
+    consequences: dict[str, str]
+    advice: dict[str, str]
+    general_consequence: str
+    free: str
+    free_sepa: str
+    cnil: str
+    never_ask: str
+    iban_last4: str
+    months: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """What the layouts read; every value already safe to show (masked, sanitised)."""
+
+    name: str | None
+    urgent: bool
+    operator: str
+    summary: str
+    detected: str
+    measures: str
+    dpo: str
+    support: str
+    reference: str
+    categories: tuple[str, ...]
+    hints: dict[str, str]
+    matched: tuple[str, ...]
+    phone_only: bool
+    consequences: tuple[str, ...]
+    advice: tuple[str, ...]
+    has_iban: bool
+
+
+def build_environment() -> jinja2.Environment:
+    """The templates' environment: HTML autoescaped, undefined names fail, no reload checks."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("notify", "templates"),
+        # The plain-text templates must not escape; every *.html.j2 does.
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html.j2",), default_for_string=True, default=False
+        ),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        # Templates are package data: a stat() per render would only cost time.
+        auto_reload=False,
+        cache_size=-1,
+    )
+
+
+def language_of(ctx: NoticeContext) -> str:
+    """English on request, French otherwise (design.md §3)."""
+    return "en" if ctx.language == "en" else "fr"
+
+
+def _wording_from(module: Any, language: str) -> Wording:
+    return Wording(
+        language=language,
+        subject=str(module.subject),
+        headings=dict(module.headings),
+        labels=dict(module.labels),
+        consequences=dict(module.consequences),
+        advice=dict(module.advice),
+        general_consequence=str(module.general_consequence),
+        free=str(module.free),
+        free_sepa=str(module.free_sepa),
+        cnil=str(module.cnil),
+        never_ask=str(module.never_ask),
+        iban_last4=str(module.iban_last4),
+        months=tuple(module.months),
+    )
+
+
+@cache
+def wording(language: str) -> Wording:
+    """The words of ``language`` (``fr`` or ``en``), for checks that need them outside a render."""
+    env = build_environment()
+    return _wording_from(env.get_template(f"_wording.{language}.j2").module, language)
+
+
+@lru_cache(maxsize=1024)
+def notice_plan(categories: tuple[Category, ...], matched_on: tuple[KeyKind, ...]) -> NoticePlan:
+    """Categories to list, consequences and advice to give, for one customer's exposure.
+
+    A matched key is exposed data even if the leaked row's categories missed it.
+    """
+    present = {Category(c) for c in categories} | {Category(k.value) for k in matched_on}
+    shown = tuple(c for c in _DISPLAY_ORDER if c in present)
+    wanted_c = {k for c in shown for k in _CONSEQUENCES[c]}
+    wanted_a = {k for c in shown for k in _ADVICE.get(c, ())} | set(_ALWAYS_ADVICE)
+    matched = tuple(sorted({KeyKind(k) for k in matched_on}, key=str))
+    return NoticePlan(
+        categories=shown,
+        matched=matched,
+        consequences=tuple(k for k in _CONSEQUENCE_ORDER if k in wanted_c),
+        advice=tuple(k for k in _ADVICE_ORDER if k in wanted_a),
+        has_iban=C.IBAN in present,
+        phone_only=matched == (KeyKind.PHONE,),
+    )
+
+
+def _strip_controls(value: str) -> str:
+    return "".join(ch for ch in value if not unicodedata.category(ch).startswith("C"))
+
+
+def _safe_name(first: str | None, last: str | None) -> str | None:
+    """The name for the salutation, or None when it is empty or looks like anything but a name.
+
+    Names come from the customer base, which may hold anything: a name carrying digits or an
+    e-mail address is dropped rather than printed, so no identifier reaches the notice.
+    """
+    raw = " ".join(p for p in (first, last) if p)
+    name = " ".join(_strip_controls(raw).split())
+    if not name or len(name) > _NAME_MAX:
+        return None
+    if any(ch.isdigit() for ch in name) or "@" in name or redact(name) != name:
+        return None
+    return name
+
+
+def safe_iban_hint(hint: str | None) -> str | None:
+    """The IBAN hint as printed: kept if already masked, masked if it is a whole IBAN."""
+    if not hint:
+        return None
+    if _MASKED_IBAN.fullmatch(hint):
+        return hint
+    compact = re.sub(r"[\s\-.]", "", hint)
+    return mask_iban(compact) if _IBAN_SHAPE.fullmatch(compact) else None
+
+
+def safe_phone_hint(hint: str | None) -> str | None:
+    """The phone hint as printed: kept if already masked, masked if it is a whole number."""
+    if not hint:
+        return None
+    if _MASKED_PHONE.fullmatch(hint):
+        return hint
+    return mask_phone(hint) if sum(ch.isdigit() for ch in hint) >= 6 else None
+
+
+_PARIS: ZoneInfo | None
+try:
+    _PARIS = ZoneInfo("Europe/Paris")
+except ZoneInfoNotFoundError:  # pragma: no cover - system without tz database
+    _PARIS = None
+
+
+def _date(moment: datetime, months: tuple[str, ...]) -> str:
+    """A date the customer reads as a date (French time, month in words, no digit run)."""
+    if moment.tzinfo is not None and _PARIS is not None:
+        moment = moment.astimezone(_PARIS)
+    return f"{moment.day} {months[moment.month - 1]} {moment.year}"
+
+
+# Per-customer values enter a rendered shape through these sentinels (private-use characters,
+# which _safe_name and the hint patterns never let through).
+_SLOT = re.compile("\ue000([a-z_]+)\ue001")
+_SLOTS = {k: f"\ue000{k}\ue001" for k in ("name", "iban_hint", "phone_hint", "reference")}
+_SHAPES_MAX = 1024
+
+
+def _unslot(value: str) -> str:
+    """Operator-written text, minus anything that could pass for a slot."""
+    return value.replace("\ue000", "").replace("\ue001", "")
+
+
+class NoticeRenderer:
+    """Renders notices; build once and reuse (one environment, templates compiled once).
+
+    Every customer with the same language, exposure, risk and breach gets the same words: the
+    templates render each such *shape* once, with slots for the name, the masked hints and the
+    reference, and each notice fills the slots (escaped for HTML). This keeps Jinja's cost out
+    of the per-notice path.
+    """
+
+    def __init__(self) -> None:
+        self._env = build_environment()
+        self._templates: dict[tuple[str, str], jinja2.Template] = {
+            (lang, fmt): self._env.get_template(f"notice.{lang}.{fmt}.j2")
+            for lang in LANGUAGES
+            for fmt in ("txt", "html")
+        }
+        self._wording = {
+            lang: _wording_from(self._env.get_template(f"_wording.{lang}.j2").module, lang)
+            for lang in LANGUAGES
+        }
+        self._shapes: dict[tuple[Any, ...], tuple[list[str], list[str]]] = {}
+
+    def _render_shape(
+        self,
+        language: str,
+        plan: NoticePlan,
+        breach: BreachFacts,
+        slots: frozenset[str],
+        urgent: bool,
+    ) -> tuple[list[str], list[str]]:
+        en = language == "en"
+        view = _View(
+            name=_SLOTS["name"] if "name" in slots else None,
+            urgent=urgent,
+            operator=_unslot(breach.operator_name),
+            summary=_unslot(breach.summary_en if en else breach.summary_fr),
+            detected=_date(breach.detected_at, self._wording[language].months),
+            measures=_unslot(breach.measures_en if en else breach.measures_fr),
+            dpo=_unslot(breach.dpo_contact),
+            support=_unslot(breach.support_contact),
+            reference=_SLOTS["reference"],
+            categories=plan.categories,
+            hints={c: _SLOTS[f"{c}_hint"] for c in (C.IBAN, C.PHONE) if f"{c}_hint" in slots},
+            matched=plan.matched,
+            phone_only=plan.phone_only,
+            consequences=plan.consequences,
+            advice=plan.advice,
+            has_iban=plan.has_iban,
+        )
+        text = self._templates[language, "txt"].render(n=view)
+        html = self._templates[language, "html"].render(n=view)
+        # Even indexes are literal text, odd ones slot names.
+        return _SLOT.split(text), _SLOT.split(html)
+
+    def render(self, ctx: NoticeContext) -> RenderedNotice:
+        language = language_of(ctx)
+        plan = notice_plan(ctx.categories, ctx.matched_on)
+        values: dict[str, str] = {"reference": _strip_controls(ctx.notice_id)}
+        if name := _safe_name(ctx.first_name, ctx.last_name):
+            values["name"] = name
+        if plan.has_iban and (iban := safe_iban_hint(ctx.iban_hint)):
+            values["iban_hint"] = iban
+        if C.PHONE in plan.categories and (phone := safe_phone_hint(ctx.phone_hint)):
+            values["phone_hint"] = phone
+        urgent = ctx.risk == Risk.HIGH
+        slots = frozenset(values)
+        key = (language, plan, ctx.breach, slots, urgent)
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._render_shape(language, plan, ctx.breach, slots, urgent)
+            if len(self._shapes) >= _SHAPES_MAX:
+                self._shapes.clear()
+            self._shapes[key] = shape
+        text_parts, html_parts = shape
+        text = list(text_parts)
+        html = list(html_parts)
+        for i in range(1, len(text), 2):
+            text[i] = values[text[i]]
+        for i in range(1, len(html), 2):
+            html[i] = str(escape(values[html[i]]))
+        return RenderedNotice(
+            notice_id=ctx.notice_id,
+            language=language,
+            subject=self._wording[language].subject,
+            text="".join(text),
+            html="".join(html),
+        )

@@ -1,0 +1,145 @@
+"""The run report: one self-contained HTML page, the DPO's first view of a breach response."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC
+from functools import cache
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
+
+from core.redact import redact
+from notify.charts import bar_chart_svg
+from schemas.models import RunSummary
+
+__all__ = ["render_report", "write_report"]
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class _Source:
+    display: str
+    sha256: str
+    size: int
+    parser: str
+    rows_read: int
+    rows_rejected: int
+
+
+@dataclass(frozen=True)
+class _Report:
+    breach_id: str
+    generated: str
+    figures: list[tuple[str, int]]
+    sources: list[_Source]
+    rows_read: int
+    rows_rejected: int
+    rejects: list[tuple[str, list[tuple[str, int]]]]
+    column_roles: list[tuple[str, list[tuple[str, str]]]]
+    exposed: list[tuple[str, list[tuple[str, int]], Markup]]
+    former_exposed: int
+
+
+def _count(value: int) -> str:
+    return f"{value:,}"
+
+
+@cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("notify", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters["count"] = _count
+    return env.get_template("report.html.j2")
+
+
+def _shown(value: str) -> str:
+    """An attacker-named string (file, column, reason) as shown: identifiers redacted.
+
+    A header-less leak turns its first row into column names, so names can be personal data.
+    """
+    return redact(value)
+
+
+def _items(data: dict[str, int]) -> list[tuple[str, int]]:
+    return [(_shown(k), int(v)) for k, v in data.items()]
+
+
+def _view(s: RunSummary) -> _Report:
+    generated = s.generated_at
+    if generated.tzinfo is not None:
+        generated = generated.astimezone(UTC)
+    by_key, by_category, by_risk = _items(s.by_key), _items(s.by_category), _items(s.by_risk)
+    return _Report(
+        breach_id=s.breach_id,
+        generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
+        figures=[
+            ("Customers in base", s.customers_total),
+            ("Rows read", s.rows_read),
+            ("Rows rejected", s.rows_rejected),
+            ("Exposed customers", s.exposed_total),
+            ("Notices drafted", s.notices_drafted),
+            ("Exposed customers without e-mail", s.notices_without_email),
+            ("Former subscribers exposed", s.former_exposed),
+        ],
+        sources=[
+            _Source(
+                display=_shown(src.display),
+                sha256=src.sha256 if _SHA256.fullmatch(src.sha256) else "(not a SHA-256)",
+                size=src.size,
+                parser=_shown(src.parser),
+                rows_read=src.rows_read,
+                rows_rejected=src.rows_rejected,
+            )
+            for src in s.sources
+        ],
+        rows_read=s.rows_read,
+        rows_rejected=s.rows_rejected,
+        rejects=[
+            ("Rows rejected, by reason", _items(s.rejects_by_reason)),
+            ("Values rejected (row kept), by reason", _items(s.values_rejected_by_reason)),
+        ],
+        column_roles=[
+            (_shown(source), [(_shown(col), _shown(role)) for col, role in roles.items()])
+            for source, roles in s.column_roles.items()
+        ],
+        exposed=[
+            (caption, items, Markup(bar_chart_svg(caption, dict(items))))  # noqa: S704
+            for caption, items in (
+                ("By matched key", by_key),
+                ("By data category", by_category),
+                ("By risk", by_risk),
+            )
+        ],
+        former_exposed=s.former_exposed,
+    )
+
+
+def render_report(summary: RunSummary) -> str:
+    """The report as one HTML page: inline CSS and SVG, no script, no external asset."""
+    return _template().render(r=_view(summary))
+
+
+def write_report(summary: RunSummary, path: Path) -> Path:
+    """Write the report to ``path`` atomically (temporary file, then rename) and return it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(render_report(summary))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,197 @@
+"""A notice missing an art. 34(2) element, or showing a full identifier, is refused."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from core.errors import TerminalError
+from notify.completeness import (
+    CHECKS,
+    ELEMENTS,
+    IncompleteNoticeError,
+    check_complete,
+    missing_elements,
+)
+from notify.render import NoticeRenderer, RenderedNotice
+from schemas.models import BreachFacts, NoticeContext
+from schemas.vocab import Category as C
+from schemas.vocab import KeyKind as K
+from schemas.vocab import Risk
+
+BREACH = BreachFacts(
+    breach_id="B-2026-01",
+    operator_name="Opérateur Exemple",
+    detected_at=datetime(2026, 1, 14, 9, 30, tzinfo=UTC),
+    summary_fr="Une personne non autorisée a copié une partie de notre base de clients.",
+    summary_en="An unauthorised person copied part of our customer database.",
+    measures_fr="Nous avons bloqué l'accès utilisé et informé la CNIL.",
+    measures_en="We blocked the access that was used and informed the CNIL.",
+    dpo_contact="dpo@operateur.example",
+    support_contact="01 23 45 67 89 ou https://assistance.operateur.example",
+    sender_email="securite@operateur.example",
+)
+
+
+def make_ctx(language: str = "fr") -> NoticeContext:
+    return NoticeContext(
+        notice_id="a1b2c3d4e5f60718293a4b5c6d7e8f90",
+        customer_id="C000042",
+        language=language,
+        first_name="Marie",
+        last_name="Durand",
+        email="marie.durand@example.org",
+        matched_on=(K.IBAN, K.PHONE),
+        categories=(C.IBAN, C.NAME, C.PHONE, C.EMAIL),
+        risk=Risk.HIGH,
+        breach=BREACH,
+        iban_hint="FR•• •••• 0189",
+        phone_hint="•• •• •• •• 78",
+    )
+
+
+@pytest.fixture(scope="module")
+def renderer() -> NoticeRenderer:
+    return NoticeRenderer()
+
+
+def drop_text_section(text: str, number: int) -> str:
+    """The plain text without section ``number`` (its heading and body)."""
+    return re.sub(rf"\n{number}\. .*?(?=\n{number + 1}\. |\n\w+,\n)", "\n", text, flags=re.S)
+
+
+def drop_html_section(html: str, element: str) -> str:
+    return re.sub(
+        rf'<h2 data-lw="{element}".*?(?=<h2 |<p>Cordialement|<p>Kind)', "", html, flags=re.S
+    )
+
+
+def test_elements_are_the_art_34_list() -> None:
+    assert ELEMENTS == (
+        "what_happened",
+        "your_data",
+        "consequences",
+        "operator_measures",
+        "what_you_can_do",
+        "cost",
+        "contacts",
+        "genuine_check",
+    )
+    assert set(CHECKS).isdisjoint(ELEMENTS)
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_a_rendered_notice_is_complete(renderer: NoticeRenderer, language: str) -> None:
+    ctx = make_ctx(language)
+    notice = renderer.render(ctx)
+    assert missing_elements(notice, ctx) == []
+    check_complete(notice, ctx)  # operator's own phone number and URL are allowed
+
+
+@pytest.mark.parametrize(
+    ("number", "element"),
+    [(1, "what_happened"), (2, "your_data"), (3, "consequences"), (4, "operator_measures"),
+     (6, "contacts"), (7, "genuine_check")],
+)  # fmt: skip
+def test_dropping_a_text_section_is_refused(
+    renderer: NoticeRenderer, number: int, element: str
+) -> None:
+    ctx = make_ctx()
+    notice = renderer.render(ctx)
+    broken = replace(notice, text=drop_text_section(notice.text, number))
+    assert broken.text != notice.text
+    with pytest.raises(IncompleteNoticeError) as caught:
+        check_complete(broken, ctx)
+    assert element in caught.value.missing
+    assert notice.notice_id in str(caught.value)
+    assert isinstance(caught.value, TerminalError)
+    # Names the notice and the elements, never the customer.
+    for personal in ("Marie", "Durand", "marie.durand", "0189"):
+        assert personal not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "element", ["what_happened", "your_data", "what_you_can_do", "genuine_check"]
+)
+def test_dropping_an_html_section_is_refused(renderer: NoticeRenderer, element: str) -> None:
+    ctx = make_ctx()
+    notice = renderer.render(ctx)
+    broken = replace(notice, html=drop_html_section(notice.html, element))
+    assert broken.html != notice.html
+    assert element in missing_elements(broken, ctx)
+
+
+def test_the_sepa_advice_and_cost_are_required_when_the_iban_leaked(
+    renderer: NoticeRenderer,
+) -> None:
+    ctx = make_ctx()
+    notice = renderer.render(ctx)
+    no_deadline = replace(notice, text=notice.text.replace("13 mois", "quelques mois"))
+    assert {"what_you_can_do", "sepa_deadlines"} <= set(missing_elements(no_deadline, ctx))
+    not_free = replace(notice, html=notice.html.replace("Ces démarches sont gratuites.", ""))
+    assert missing_elements(not_free, ctx) == ["cost"]
+
+
+def test_the_hints_are_required_when_known(renderer: NoticeRenderer) -> None:
+    ctx = make_ctx()
+    notice = renderer.render(ctx)
+    no_hint = replace(notice, text=notice.text.replace("FR•• •••• 0189", "FR"))
+    assert "iban_hint" in missing_elements(no_hint, ctx)
+    no_phone = replace(notice, html=notice.html.replace("•• •• •• •• 78", ""))
+    assert "phone_hint" in missing_elements(no_phone, ctx)
+
+
+@pytest.mark.parametrize(
+    "leak",
+    [
+        "FR7630006000011234567890189",
+        "FR76 3000 6000 0112 3456 7890 189",
+        "+33 6 12 34 56 78",
+        "06.12.34.56.78",
+        "0612345678",
+        "marie.durand@example.org",
+    ],
+)
+@pytest.mark.parametrize("where", ["text", "html"])
+def test_a_full_identifier_is_refused(renderer: NoticeRenderer, leak: str, where: str) -> None:
+    ctx = make_ctx()
+    notice = renderer.render(ctx)
+    body = getattr(notice, where)
+    leaked = replace(notice, **{where: body.replace("Marie Durand", f"Marie Durand {leak}")})
+    assert missing_elements(leaked, ctx) == ["no_full_identifier"]
+
+
+@pytest.mark.parametrize(
+    ("where", "link"),
+    [
+        ("html", '<a href="https://evil.example/login">connectez-vous</a>'),
+        ("html", "<img src=x>"),
+        ("html", "<FORM action=x>"),
+        ("text", "https://evil.example/login"),
+        ("text", "www.evil.example"),
+    ],
+)
+def test_a_link_is_refused(renderer: NoticeRenderer, where: str, link: str) -> None:
+    ctx = make_ctx()
+    notice = renderer.render(ctx)
+    body = getattr(notice, where)
+    linked = replace(notice, **{where: body.replace("Marie Durand", f"Marie Durand {link}")})
+    assert "no_link" in missing_elements(linked, ctx)
+
+
+def test_a_notice_for_another_customer_mix_is_refused(renderer: NoticeRenderer) -> None:
+    """Words checked against this customer's own categories: a phone-only notice will not do."""
+    ctx = make_ctx()
+    phone_only = replace(ctx, matched_on=(K.PHONE,), categories=(C.PHONE,), iban_hint=None)
+    wrong = renderer.render(phone_only)
+    missing = missing_elements(wrong, ctx)
+    assert {"your_data", "consequences", "what_you_can_do", "sepa_deadlines"} <= set(missing)
+
+
+def test_empty_notice_misses_everything() -> None:
+    ctx = make_ctx()
+    empty = RenderedNotice(ctx.notice_id, "fr", "", "", "")
+    assert missing_elements(empty, ctx)[: len(ELEMENTS)] == list(ELEMENTS)

@@ -1,0 +1,103 @@
+"""Outbox .eml files parse back to the notice, and no header can be injected."""
+
+from __future__ import annotations
+
+import email
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+
+import pytest
+
+from core.errors import TerminalError
+from notify.outbox import UnsafeHeaderError, write_eml
+from notify.render import RenderedNotice
+
+NOTICE = RenderedNotice(
+    notice_id="a1b2c3d4e5f60718293a4b5c6d7e8f90",
+    language="fr",
+    subject="Information importante : vos données personnelles",
+    text="Bonjour Marie Durand,\n\nCes démarches sont gratuites. « SIM swap » FR•• •••• 0189\n",
+    html='<!DOCTYPE html>\n<html lang="fr"><body><p>Bonjour Marie O&#39;Hara,</p>'
+    + "<p>Ces démarches sont gratuites.</p>" * 40
+    + "</body></html>\n",
+)
+TO = "marie.durand@example.org"
+SENDER = "Opérateur Exemple <securite@operateur.example>"
+
+
+def parse(path: Path) -> EmailMessage:
+    msg = email.message_from_bytes(path.read_bytes(), policy=default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def test_eml_parses_back_to_text_and_html(tmp_path: Path) -> None:
+    when = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
+    path = write_eml(tmp_path / "outbox", NOTICE, to=TO, sender=SENDER, date=when)
+    assert path == tmp_path / "outbox" / f"{NOTICE.notice_id}.eml"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+    msg = parse(path)
+    assert msg.get_content_type() == "multipart/alternative"
+    assert msg["To"] == TO
+    assert msg["From"].addresses[0].addr_spec == "securite@operateur.example"
+    assert msg["From"].addresses[0].display_name == "Opérateur Exemple"
+    assert msg["Subject"] == NOTICE.subject
+    assert msg["Date"].datetime == when
+    assert msg["Message-ID"] == f"<{NOTICE.notice_id}@operateur.example>"
+    assert msg["X-Leakwatch-Notice-Id"] == NOTICE.notice_id
+    text = msg.get_body(("plain",))
+    html = msg.get_body(("html",))
+    assert text is not None and html is not None
+    assert text.get_content() == NOTICE.text
+    assert html.get_content() == NOTICE.html
+    raw = path.read_bytes()
+    assert raw.isascii()  # quoted-printable and encoded words: safe through any relay
+    assert max(len(line) for line in raw.splitlines()) <= 998
+
+
+def test_rewriting_replaces_the_file(tmp_path: Path) -> None:
+    write_eml(tmp_path, NOTICE, to=TO, sender=SENDER)
+    path = write_eml(tmp_path, NOTICE, to="autre@example.org", sender=SENDER)
+    assert parse(path)["To"] == "autre@example.org"
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    ("to", "sender"),
+    [
+        (f"{TO}\r\nBcc: attacker@evil.example", SENDER),
+        (f"{TO}\nBcc: attacker@evil.example", SENDER),
+        (f"Marie\r\n Durand <{TO}>", SENDER),
+        (f"{TO}\u2028Bcc: attacker@evil.example", SENDER),
+        (f"{TO}\x00", SENDER),
+        (TO, "securite@operateur.example\r\nReply-To: attacker@evil.example"),
+        (TO, "Opérateur\nExemple <securite@operateur.example>"),
+        (f"{TO}, attacker@evil.example", SENDER),
+        ("not an address", SENDER),
+        ("", SENDER),
+    ],
+)
+def test_header_injection_is_refused(tmp_path: Path, to: str, sender: str) -> None:
+    with pytest.raises(UnsafeHeaderError) as caught:
+        write_eml(tmp_path, NOTICE, to=to, sender=sender)
+    message = str(caught.value)
+    assert NOTICE.notice_id in message
+    assert "marie" not in message.lower() and "evil" not in message and "operateur" not in message
+    assert isinstance(caught.value, TerminalError)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("notice_id", ["../escape", "a/b", "x\r\nBcc: y", "", ".hidden"])
+def test_unsafe_notice_id_is_refused(tmp_path: Path, notice_id: str) -> None:
+    bad = RenderedNotice(notice_id, "fr", NOTICE.subject, NOTICE.text, NOTICE.html)
+    with pytest.raises(UnsafeHeaderError):
+        write_eml(tmp_path / "outbox", bad, to=TO, sender=SENDER)
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_subject_with_a_line_break_is_refused(tmp_path: Path) -> None:
+    bad = RenderedNotice(NOTICE.notice_id, "fr", "Sujet\r\nBcc: x@evil.example", "t", "<p>h</p>")
+    with pytest.raises(UnsafeHeaderError, match="Subject"):
+        write_eml(tmp_path, bad, to=TO, sender=SENDER)

@@ -1,0 +1,282 @@
+"""Customer notices say the right things, to the right customer, and never a full identifier."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from notify.completeness import missing_elements
+from notify.render import NoticeRenderer, RenderedNotice
+from schemas.models import BreachFacts, NoticeContext
+from schemas.vocab import Category as C
+from schemas.vocab import KeyKind as K
+from schemas.vocab import Risk
+
+BREACH = BreachFacts(
+    breach_id="B-2026-01",
+    operator_name="Opérateur Exemple",
+    detected_at=datetime(2026, 1, 14, 9, 30, tzinfo=UTC),
+    summary_fr="Une personne non autorisée a copié une partie de notre base de clients.",
+    summary_en="An unauthorised person copied part of our customer database.",
+    measures_fr="Nous avons bloqué l'accès utilisé et informé la CNIL.",
+    measures_en="We blocked the access that was used and informed the CNIL.",
+    dpo_contact="dpo@operateur.example",
+    support_contact="3900 (appel gratuit)",
+    sender_email="securite@operateur.example",
+)
+FULL_IBAN = "FR7630006000011234567890189"
+FULL_PHONE = "+33612345678"
+
+MIXES: dict[str, tuple[tuple[K, ...], tuple[C, ...]]] = {
+    "iban+name": ((K.IBAN,), (C.IBAN, C.NAME)),
+    "phone only": ((K.PHONE,), (C.PHONE,)),
+    "email only": ((K.EMAIL,), (C.EMAIL,)),
+    "everything": ((K.EMAIL, K.IBAN, K.PHONE), tuple(C)),
+}
+
+SEPA = {"fr": ["13 mois", "8 semaines", "prélèvement SEPA"], "en": ["13 months", "8 weeks", "SEPA"]}
+SIM = {"fr": "SIM swap", "en": "SIM swap"}
+TWO_FACTOR = {"fr": "double authentification", "en": "two-factor"}
+FREE = {"fr": "Ces démarches sont gratuites.", "en": "These steps are free of charge."}
+GENUINE = {"fr": "Nous ne vous demanderons jamais", "en": "We will never ask you"}
+HEADINGS = {
+    "fr": [
+        "Ce qui s'est passé",
+        "Vos données concernées",
+        "Les risques pour vous",
+        "Ce que nous avons fait",
+        "Ce que vous pouvez faire, et ce que cela coûte",
+        "Qui contacter",
+        "Comment vérifier que ce message vient bien de nous",
+    ],
+    "en": [
+        "What happened",
+        "Which of your data are concerned",
+        "What the risks are for you",
+        "What we have done",
+        "What you can do, and what it costs",
+        "Who to contact",
+        "How to check that this message really comes from us",
+    ],
+}
+
+
+def make_ctx(mix: str = "iban+name", language: str = "fr", **changes: object) -> NoticeContext:
+    matched, categories = MIXES[mix]
+    ctx = NoticeContext(
+        notice_id="a1b2c3d4e5f60718293a4b5c6d7e8f90",
+        customer_id="C000042",
+        language=language,
+        first_name="Marie",
+        last_name="Durand",
+        email="marie.durand@example.org",
+        matched_on=matched,
+        categories=categories,
+        risk=Risk.HIGH if K.IBAN in matched else Risk.MEDIUM,
+        breach=BREACH,
+        iban_hint="FR•• •••• 0189" if K.IBAN in matched else None,
+        phone_hint="•• •• •• •• 78" if K.PHONE in matched else None,
+    )
+    return replace(ctx, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def renderer() -> NoticeRenderer:
+    return NoticeRenderer()
+
+
+def both(notice: RenderedNotice) -> list[str]:
+    """The two bodies, the HTML with entities for apostrophes turned back for plain searches."""
+    return [notice.text, notice.html.replace("&#39;", "'").replace("&#34;", '"')]
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+@pytest.mark.parametrize("mix", list(MIXES))
+def test_every_section_and_only_the_right_advice(
+    renderer: NoticeRenderer, mix: str, language: str
+) -> None:
+    ctx = make_ctx(mix, language)
+    notice = renderer.render(ctx)
+    assert notice.language == language
+    assert missing_elements(notice, ctx) == []
+    has = set(ctx.categories) | {C(k.value) for k in ctx.matched_on}
+    for body in both(notice):
+        for heading in HEADINGS[language]:
+            assert heading in body
+        assert FREE[language] in body
+        assert GENUINE[language] in body
+        assert "cnil.fr" in body
+        assert BREACH.dpo_contact in body and BREACH.support_contact in body
+        assert all(s in body for s in SEPA[language]) == (C.IBAN in has)
+        assert any(s in body for s in SEPA[language][:2]) == (C.IBAN in has)
+        assert (SIM[language] in body) == (C.PHONE in has)
+        assert (TWO_FACTOR[language] in body) == bool({C.EMAIL, C.PASSWORD} & has)
+        assert ("FR•• •••• 0189" in body) == (C.IBAN in has)
+        assert ("•• •• •• •• 78" in body) == (C.PHONE in has)
+        # Never the customer's own e-mail address, nor the other language.
+        assert ctx.email is not None and ctx.email not in body
+    other = "en" if language == "fr" else "fr"
+    assert HEADINGS[other][0] not in notice.text
+
+
+@pytest.mark.parametrize(
+    ("mix", "present", "absent"),
+    [
+        ("iban+name", ["coordonnées bancaires (IBAN)", "vos nom et prénom"], ["mot de passe :"]),
+        ("phone only", ["votre numéro de téléphone"], ["IBAN)", "votre adresse e-mail"]),
+        ("email only", ["votre adresse e-mail"], ["IBAN)", "votre numéro de téléphone :"]),
+    ],
+)
+def test_lists_only_the_customers_own_categories(
+    renderer: NoticeRenderer, mix: str, present: list[str], absent: list[str]
+) -> None:
+    notice = renderer.render(make_ctx(mix))
+    section = notice.text.split("2. Vos données concernées")[1].split("3. ")[0]
+    for word in present:
+        assert word in section
+    for word in absent:
+        assert word not in section
+
+
+def test_every_category_has_words_in_both_languages(renderer: NoticeRenderer) -> None:
+    for language in ("fr", "en"):
+        notice = renderer.render(make_ctx("everything", language))
+        items = notice.text.split("\n2. ")[1].split("\n3. ")[0]
+        assert items.count("\n- ") == len(C)
+
+
+def test_phone_only_match_warns_about_recycled_numbers(renderer: NoticeRenderer) -> None:
+    assert "réattribués" in renderer.render(make_ctx("phone only")).text
+    assert "réattribués" not in renderer.render(make_ctx("everything")).text
+
+
+def test_high_risk_adds_an_urgent_line(renderer: NoticeRenderer) -> None:
+    high = renderer.render(make_ctx("iban+name", risk=Risk.HIGH))
+    low = renderer.render(make_ctx("iban+name", risk=Risk.LOW))
+    assert "dès maintenant" in high.text and 'data-lw="urgent"' in high.html
+    assert "dès maintenant" not in low.text and 'data-lw="urgent"' not in low.html
+
+
+def test_french_by_default_english_on_request(renderer: NoticeRenderer) -> None:
+    assert renderer.render(make_ctx(language="de")).language == "fr"
+    assert renderer.render(make_ctx(language="")).subject.startswith("Information importante")
+    assert renderer.render(make_ctx(language="en")).subject == "Important: your personal data"
+
+
+def test_salutation_by_name_or_generic(renderer: NoticeRenderer) -> None:
+    assert renderer.render(make_ctx()).text.startswith("Bonjour Marie Durand,\n")
+    anonymous = renderer.render(make_ctx(first_name=None, last_name="  "))
+    assert anonymous.text.startswith("Bonjour,\n")
+    assert renderer.render(
+        make_ctx(language="en", first_name=None, last_name=None)
+    ).text.startswith("Dear customer,\n")
+
+
+def test_names_are_escaped_in_html_and_kept_in_text(renderer: NoticeRenderer) -> None:
+    ctx = make_ctx(first_name="<script>alert('x')</script>", last_name="O'Hara & Co")
+    notice = renderer.render(ctx)
+    assert "<script" not in notice.html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; O&#39;Hara &amp; Co" in notice.html
+    assert "<script>alert('x')</script> O'Hara & Co" in notice.text
+    assert missing_elements(notice, ctx) == []
+
+
+def test_operator_text_is_escaped_in_html(renderer: NoticeRenderer) -> None:
+    breach = replace(BREACH, operator_name="Op <b>&</b>", summary_fr="<img src=x>")
+    notice = renderer.render(make_ctx(breach=breach))
+    assert "Op &lt;b&gt;&amp;&lt;/b&gt;" in notice.html and "<b>" not in notice.html
+    assert "&lt;img src=x&gt;" in notice.html
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"first_name": FULL_IBAN},
+        {"last_name": f"Durand {FULL_PHONE}"},
+        {"first_name": "06 12 34 56 78"},
+        {"last_name": "marie.durand@example.org"},
+        {"iban_hint": FULL_IBAN},
+        {"iban_hint": "FR76 3000 6000 0112 3456 7890 189"},
+        {"phone_hint": FULL_PHONE},
+        {"phone_hint": "06.12.34.56.78"},
+    ],
+)
+def test_no_full_identifier_even_when_passed_in(
+    renderer: NoticeRenderer, changes: dict[str, str]
+) -> None:
+    ctx = make_ctx("everything", **changes)
+    notice = renderer.render(ctx)
+    for body in (notice.text, notice.html, notice.subject):
+        assert FULL_IBAN not in body and "FR76 3000" not in body
+        assert FULL_PHONE not in body and "12 34 56" not in body and "12.34.56" not in body
+        assert "marie.durand@" not in body
+    assert missing_elements(notice, ctx) == []
+    if "iban_hint" in changes:
+        assert "FR•• •••• 0189" in notice.text
+    if "phone_hint" in changes:
+        assert "•• •• •• •• 78" in notice.text
+
+
+def test_no_link_in_html(renderer: NoticeRenderer) -> None:
+    html = renderer.render(make_ctx("everything")).html.lower()
+    for mark in ("<a ", "href", "src=", "<form", "<script", "://"):
+        assert mark not in html
+
+
+def test_shapes_do_not_leak_between_customers(renderer: NoticeRenderer) -> None:
+    a = renderer.render(make_ctx(first_name="Alice", notice_id="n1", iban_hint="FR•• •••• 1111"))
+    b = renderer.render(make_ctx(first_name="Bruno", notice_id="n2", iban_hint="FR•• •••• 2222"))
+    fresh = NoticeRenderer().render(
+        make_ctx(first_name="Bruno", notice_id="n2", iban_hint="FR•• •••• 2222")
+    )
+    assert "Alice" in a.text and "1111" in a.html and "n1" in a.text
+    assert "Alice" not in b.text + b.html and "1111" not in b.text + b.html
+    assert b == fresh
+
+
+RENDERER = NoticeRenderer()  # hypothesis runs many examples per test: one renderer for all
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    first=st.one_of(st.none(), st.text(max_size=30)),
+    last=st.one_of(st.none(), st.text(max_size=30)),
+    mix=st.sampled_from(list(MIXES)),
+    language=st.sampled_from(["fr", "en"]),
+)
+def test_any_name_gives_a_complete_notice(
+    first: str | None, last: str | None, mix: str, language: str
+) -> None:
+    ctx = make_ctx(mix, language, first_name=first, last_name=last)
+    notice = RENDERER.render(ctx)
+    assert missing_elements(notice, ctx) == []
+    assert "\ue000" not in notice.text and "\ue000" not in notice.html
+    assert notice.text.count("\n") == RENDERER.render(
+        replace(ctx, first_name="X", last_name=None)
+    ).text.count("\n")
+
+
+def test_rendering_speed(renderer: NoticeRenderer) -> None:
+    """Not a benchmark: prints a rough rate so a slowdown is visible in the test log."""
+    mixes = list(MIXES)
+    contexts = [
+        make_ctx(
+            mixes[i % 4],
+            "en" if i % 5 == 0 else "fr",
+            notice_id=f"{i:032x}",
+            first_name=("Alice", "Bruno", "Chloé")[i % 3],
+        )
+        for i in range(10_000)
+    ]
+    start = time.perf_counter()
+    for ctx in contexts:
+        renderer.render(ctx)
+    elapsed = time.perf_counter() - start
+    print(
+        f"\nrendered {len(contexts)} notices in {elapsed:.2f} s: {len(contexts) / elapsed:,.0f}/s"
+    )
