@@ -1,0 +1,16 @@
+"""Declares the C extension only; the project metadata lives in pyproject.toml."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "matching._hmac",
+            sources=["matching/_hmac.c"],
+            # The SHA-NI path carries its own target attribute and is chosen at run time,
+            # so the module stays portable: no -march flags here.
+            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+            extra_link_args=["-pthread"],
+        )
+    ]
+)
