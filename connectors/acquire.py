@@ -14,7 +14,7 @@ from pathlib import Path
 
 from connectors.base import Artifact
 from connectors.files import acquire_path
-from core.errors import InputError, TerminalError
+from core.errors import InputError, TerminalError, TransientError
 from core.settings import Settings
 
 __all__ = ["AcquireOptions", "ArchiveBudget", "Refusal", "acquire", "is_url"]
@@ -65,9 +65,9 @@ def acquire(source: str, options: AcquireOptions) -> Iterator[Artifact | Refusal
     """Every artifact a source holds, archives expanded; refusals in line with them."""
     try:
         if is_url(source):
-            from connectors.http import download
+            from connectors.downloads import download
 
-            roots: Iterator[Artifact] = iter([download(source, options)])
+            roots: Iterator[Artifact | Refusal] = iter([download(source, options)])
         elif _is_telegram_export(Path(source)):
             from connectors.telegram import acquire_export
 
@@ -76,12 +76,19 @@ def acquire(source: str, options: AcquireOptions) -> Iterator[Artifact | Refusal
             if Path(source).is_dir():
                 yield from _escaping_links(Path(source))
             roots = acquire_path(Path(source))
-        for artifact in roots:
-            yield from expand(artifact, options)
+        for item in roots:  # a Telegram export yields its refused references in line
+            if isinstance(item, Refusal):
+                yield item
+            else:
+                yield from expand(item, options)
     except InputError as exc:
         yield Refusal(source=exc.file or source, reason=exc.reason)
     except TerminalError as exc:
         yield Refusal(source=source, reason=str(exc))
+    except TransientError as exc:
+        # Retries already happened inside the download; this source is refused for this run
+        # and the others go on. Running the command again tries it afresh.
+        yield Refusal(source=source, reason=f"{exc} (transient: try again later)")
 
 
 def _escaping_links(root: Path) -> Iterator[Refusal]:

@@ -66,10 +66,44 @@ def _json(artifact: Artifact, sniffed: Sniffed, batch_rows: int, work_dir: Path)
     )
 
 
+def _sql(artifact: Artifact, sniffed: Sniffed, batch_rows: int, work_dir: Path) -> Iterator[Table]:
+    from connectors.sqldump import read_sql_dump
+
+    assert sniffed.encoding is not None
+    yield from read_sql_dump(
+        artifact,
+        encoding=sniffed.encoding,
+        sample=sniffed.sample,
+        batch_rows=batch_rows,
+        work_dir=work_dir,
+    )
+
+
+def _parquet(
+    artifact: Artifact, sniffed: Sniffed, batch_rows: int, work_dir: Path
+) -> Iterator[Table]:
+    from connectors.parquetfile import read_parquet
+
+    yield from read_parquet(artifact, batch_rows)
+
+
+def _spreadsheet(
+    artifact: Artifact, sniffed: Sniffed, batch_rows: int, work_dir: Path
+) -> Iterator[Table]:
+    # Archives are expanded before parsing (connectors.acquire): a zip reaching a parser is a
+    # spreadsheet (xlsx, ods) or is refused there.
+    from connectors.spreadsheet import read_spreadsheet
+
+    yield from read_spreadsheet(artifact, batch_rows)
+
+
 PARSERS: dict[str, Parser] = {
     "delimited": _delimited,
     "json": _json,
     "ndjson": _json,
+    "sql": _sql,
+    "parquet": _parquet,
+    "zip": _spreadsheet,
 }
 
 
