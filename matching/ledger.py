@@ -4,18 +4,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 
 from matching.sql import Statement
 from matching.store import Store
 
-__all__ = ["mark_notices", "notice_rows", "notice_states", "plan_notices"]
+__all__ = [
+    "delivery_counts",
+    "fallback_rows",
+    "fold_input",
+    "insert_events",
+    "mark_interrupted_ambiguous",
+    "mark_notices",
+    "mark_sending",
+    "notice_rows",
+    "notice_states",
+    "plan_notices",
+    "plan_notices_in_transaction",
+    "record_outcomes",
+    "send_candidates",
+    "unresolved_notices",
+    "write_folded",
+]
 
 _PLAN = Statement(
     "plan notices",
     """
-    INSERT INTO notices
+    INSERT INTO notices (notice_id, breach_id, customer_id, channel, state, planned_at,
+                         updated_at)
     SELECT replace(uuid()::VARCHAR, '-', ''), $breach_id, e.customer_id,
            CASE WHEN c.email IS NULL THEN 'post' ELSE 'email' END, 'planned', $now, $now
     FROM exposures e JOIN customers c USING (customer_id)
@@ -57,6 +75,11 @@ def plan_notices(store: Store, breach_id: str) -> int:
         return len(store.rows(_PLAN, {"breach_id": breach_id, "now": datetime.now(UTC)}))
 
 
+def plan_notices_in_transaction(store: Store, breach_id: str) -> int:
+    """:func:`plan_notices` inside the caller's transaction (a dry run rolls it back)."""
+    return len(store.rows(_PLAN, {"breach_id": breach_id, "now": datetime.now(UTC)}))
+
+
 def notice_rows(store: Store, breach_id: str, states: Sequence[str]) -> pl.DataFrame:
     return store.frame(_ROWS, {"breach_id": breach_id, "states": list(states)})
 
@@ -69,3 +92,280 @@ def mark_notices(store: Store, notice_ids: Sequence[str], state: str) -> None:
 
 def notice_states(store: Store, breach_id: str) -> dict[tuple[str, str], int]:
     return {(ch, st): int(n) for ch, st, n in store.rows(_STATES, {"breach_id": breach_id})}
+
+
+# -- sending with exactly-once and proof of delivery (issue 4, parts 4-6) ---------------------
+# Record-before-send: a batch goes ``sending`` in one committed transaction before any request;
+# mark-after-send: the answers go in one transaction. Every statement guards on the state it
+# expects, so a stale caller cannot move a notice that something else already moved.
+
+_CANDIDATES = Statement(
+    "notices to send",
+    """
+    SELECT n.notice_id, n.customer_id, n.channel, n.state, c.language, c.first_name,
+           c.last_name, c.email, e.matched_on, e.categories, e.risk, c.iban_hint, c.phone_hint
+    FROM notices n
+    JOIN exposures e ON e.breach_id = n.breach_id AND e.customer_id = n.customer_id
+    JOIN customers c ON c.customer_id = n.customer_id
+    WHERE n.breach_id = $breach_id AND n.channel = 'email' AND list_contains($states, n.state)
+    ORDER BY n.planned_at, n.notice_id
+    LIMIT $limit
+    """,
+)
+_CLAIM = Statement(
+    "mark notices sending",
+    """
+    UPDATE notices SET state = 'sending', attempts = attempts + 1, batch_id = $batch_id,
+                       sent_at = $now, updated_at = $now, error_reason = NULL
+    WHERE notice_id IN (SELECT notice_id FROM claimed) AND list_contains($from_states, state)
+    RETURNING notice_id
+    """,
+)
+_OUTCOMES = Statement(
+    "record send outcomes",
+    """
+    UPDATE notices AS n
+    SET state = o.state,
+        sendgrid_message_id = coalesce(o.message_id, n.sendgrid_message_id),
+        accepted_at = CASE WHEN o.state = 'accepted' THEN $now ELSE n.accepted_at END,
+        error_reason = o.reason,
+        updated_at = $now
+    FROM outcomes AS o
+    WHERE n.notice_id = o.notice_id AND list_contains($from_states, n.state)
+    """,
+)
+_UNRESOLVED = Statement(
+    "unresolved notices",
+    """
+    SELECT notice_id FROM notices
+    WHERE breach_id = $breach_id AND state IN ('sending', 'ambiguous')
+    ORDER BY notice_id
+    """,
+)
+_TO_AMBIGUOUS = Statement(
+    "mark sending notices ambiguous",
+    """
+    UPDATE notices SET state = 'ambiguous', updated_at = $now,
+           error_reason = coalesce(error_reason, 'interrupted after being marked sending')
+    WHERE breach_id = $breach_id AND state = 'sending'
+    """,
+)
+_INSERT_EVENTS = Statement(
+    "store delivery events",
+    """
+    INSERT INTO delivery_events
+    SELECT i.sg_event_id, i.notice_id, i.event, i.ts, $now, i.reason_code, i.sg_message_id
+    FROM incoming i
+    WHERE i.notice_id IN (SELECT notice_id FROM notices)
+      AND NOT EXISTS (SELECT 1 FROM delivery_events d WHERE d.sg_event_id = i.sg_event_id)
+      AND NOT EXISTS (SELECT 1 FROM delivery_events d
+                      WHERE d.notice_id = i.notice_id AND d.event = i.event AND d.ts = i.ts)
+    RETURNING notice_id
+    """,
+)
+_FOLD_INPUT = Statement(
+    "notices and their events",
+    """
+    SELECT n.notice_id, n.state, n.accepted_at IS NOT NULL AS accepted, d.event, d.ts,
+           d.sg_message_id
+    FROM notices n LEFT JOIN delivery_events d USING (notice_id)
+    WHERE n.notice_id IN (SELECT notice_id FROM touched)
+    ORDER BY n.notice_id, d.ts
+    """,
+)
+_WRITE_FOLDED = Statement(
+    "record delivery states",
+    """
+    UPDATE notices AS n
+    SET state = f.state, last_event = f.last_event, last_event_at = f.last_event_at,
+        delivered_at = f.delivered_at,
+        sendgrid_message_id = coalesce(n.sendgrid_message_id, f.message_id),
+        error_reason = CASE WHEN f.state = n.state THEN n.error_reason ELSE NULL END,
+        updated_at = $now
+    FROM folded AS f
+    WHERE n.notice_id = f.notice_id AND n.state = f.was
+    """,
+)
+_DELIVERY_COUNTS = Statement(
+    "delivery counts",
+    """
+    SELECT n.channel, n.state,
+           count(*) AS n,
+           count(*) FILTER (WHERE n.state = 'delivered' AND EXISTS (
+               SELECT 1 FROM delivery_events d WHERE d.notice_id = n.notice_id
+                 AND d.event IN ('bounce', 'blocked', 'dropped'))) AS late_bounces
+    FROM notices n WHERE n.breach_id = $breach_id
+    GROUP BY ALL ORDER BY ALL
+    """,
+)
+_FALLBACK = Statement(
+    "notices for a fallback channel",
+    """
+    SELECT n.customer_id, n.notice_id,
+           CASE
+             WHEN n.channel = 'post' THEN 'no e-mail address'
+             WHEN n.state IN ('bounced', 'dropped')
+               THEN n.state || coalesce(': ' || (
+                   SELECT d.raw_reason_code FROM delivery_events d
+                   WHERE d.notice_id = n.notice_id
+                     AND d.event IN ('bounce', 'blocked', 'dropped')
+                   ORDER BY d.ts LIMIT 1), '')
+             ELSE 'bounce after delivery'
+           END AS reason
+    FROM notices n
+    WHERE n.breach_id = $breach_id
+      AND (n.channel = 'post' OR n.state IN ('bounced', 'dropped')
+           OR (n.state = 'delivered' AND EXISTS (
+               SELECT 1 FROM delivery_events d WHERE d.notice_id = n.notice_id
+                 AND d.event IN ('bounce', 'blocked', 'dropped'))))
+    ORDER BY reason, n.customer_id
+    """,
+)
+
+_OUTCOME_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "notice_id": pl.String,
+    "state": pl.String,
+    "message_id": pl.String,
+    "reason": pl.String,
+}
+_EVENT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "sg_event_id": pl.String,
+    "notice_id": pl.String,
+    "event": pl.String,
+    "ts": pl.Datetime("us", "UTC"),
+    "reason_code": pl.String,
+    "sg_message_id": pl.String,
+}
+_FOLDED_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "notice_id": pl.String,
+    "was": pl.String,
+    "state": pl.String,
+    "last_event": pl.String,
+    "last_event_at": pl.Datetime("us", "UTC"),
+    "delivered_at": pl.Datetime("us", "UTC"),
+    "message_id": pl.String,
+}
+
+
+def send_candidates(
+    store: Store, breach_id: str, states: Sequence[str], limit: int | None = None
+) -> pl.DataFrame:
+    """E-mail notices in one of ``states`` with their context, oldest first, at most ``limit``."""
+    return store.frame(
+        _CANDIDATES,
+        {"breach_id": breach_id, "states": list(states), "limit": limit if limit else 2**62},
+    )
+
+
+def mark_sending(
+    store: Store, notice_ids: Sequence[str], batch_id: str, from_states: Sequence[str]
+) -> list[str]:
+    """Record-before-send: mark a batch ``sending`` in one committed transaction."""
+    claimed = pl.DataFrame({"notice_id": list(notice_ids)}, schema={"notice_id": pl.String})
+    with store.transaction(), store.registered("claimed", claimed):
+        rows = store.rows(
+            _CLAIM,
+            {"batch_id": batch_id, "now": datetime.now(UTC), "from_states": list(from_states)},
+        )
+    return [r[0] for r in rows]
+
+
+def record_outcomes(
+    store: Store,
+    outcomes: Sequence[tuple[str, str, str | None, str | None]],
+    from_states: Sequence[str],
+) -> None:
+    """Mark-after-send: (notice_id, state, message_id, reason) for a batch, in one transaction."""
+    if not outcomes:
+        return
+    frame = pl.DataFrame(list(outcomes), schema=_OUTCOME_SCHEMA, orient="row")
+    with store.transaction(), store.registered("outcomes", frame):
+        store.run(_OUTCOMES, {"now": datetime.now(UTC), "from_states": list(from_states)})
+
+
+def unresolved_notices(store: Store, breach_id: str) -> list[str]:
+    """Notices left ``sending`` (a crash) or ``ambiguous`` (a lost answer)."""
+    return [r[0] for r in store.rows(_UNRESOLVED, {"breach_id": breach_id})]
+
+
+def mark_interrupted_ambiguous(store: Store, breach_id: str) -> None:
+    """Whatever is still ``sending`` once events are applied was interrupted: ambiguous."""
+    with store.transaction():
+        store.run(_TO_AMBIGUOUS, {"breach_id": breach_id, "now": datetime.now(UTC)})
+
+
+def insert_events(
+    store: Store, events: Sequence[tuple[str, str, str, datetime, str | None, str | None]]
+) -> list[str]:
+    """Store new events (sg_event_id, notice_id, event, ts, reason_code, sg_message_id).
+
+    Skips events already stored (same ``sg_event_id``, or same notice, event and time: a
+    re-delivery under a new id) and events of notices this ledger does not know. Returns the
+    notice ids of the events stored. Call inside a transaction with :func:`write_folded`.
+    """
+    if not events:
+        return []
+    frame = pl.DataFrame(
+        [(e[0], e[1], e[2], e[3], e[4], e[5]) for e in events],
+        schema=_EVENT_SCHEMA,
+        orient="row",
+    )
+    with store.registered("incoming", frame):
+        return [r[0] for r in store.rows(_INSERT_EVENTS, {"now": datetime.now(UTC)})]
+
+
+def fold_input(store: Store, notice_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """(notice_id, state, accepted, event, ts, sg_message_id) rows, events in time order."""
+    touched = pl.DataFrame({"notice_id": list(notice_ids)}, schema={"notice_id": pl.String})
+    with store.registered("touched", touched):
+        return store.rows(_FOLD_INPUT)
+
+
+def write_folded(
+    store: Store,
+    folded: Sequence[
+        tuple[str, str, str, str | None, datetime | None, datetime | None, str | None]
+    ],
+) -> None:
+    """(notice_id, was, state, last_event, last_event_at, delivered_at, message_id) per notice.
+
+    A row applies only if the notice is still in state ``was`` (no lost update).
+    """
+    if not folded:
+        return
+    frame = pl.DataFrame(list(folded), schema=_FOLDED_SCHEMA, orient="row")
+    with store.registered("folded", frame):
+        store.run(_WRITE_FOLDED, {"now": datetime.now(UTC)})
+
+
+def delivery_counts(store: Store, breach_id: str) -> dict[str, int]:
+    """Counts for the dossier: e-mail notices by state, notified, delivered, fallback needs.
+
+    ``notified`` counts notices SendGrid accepted (accepted or any later delivery state);
+    ``fallback`` counts bounced and dropped notices, late bounces after a delivery, and
+    customers without an e-mail address (``post``).
+    """
+    counts: dict[str, int] = dict.fromkeys(
+        ("planned", "drafted", "sending", "ambiguous", "accepted", "deferred", "delivered",
+         "bounced", "dropped", "failed"),
+        0,
+    )  # fmt: skip
+    post = late = 0
+    for channel, state, n, late_bounces in store.rows(_DELIVERY_COUNTS, {"breach_id": breach_id}):
+        if channel == "post":
+            post += int(n)
+            continue
+        counts[state] = counts.get(state, 0) + int(n)
+        late += int(late_bounces)
+    counts["post"] = post
+    counts["late_bounce"] = late
+    counts["notified"] = sum(
+        counts[s] for s in ("accepted", "deferred", "delivered", "bounced", "dropped")
+    )
+    counts["fallback"] = counts["bounced"] + counts["dropped"] + late + post
+    return counts
+
+
+def fallback_rows(store: Store, breach_id: str) -> pl.DataFrame:
+    """customer_id, notice_id, reason for every customer to reach by another channel."""
+    return store.frame(_FALLBACK, {"breach_id": breach_id})

@@ -1,0 +1,225 @@
+"""The send loop: plan, render, check, record ``sending``, send, record the answers — exactly once.
+
+Order of a run (README, "Sending exactly once"):
+
+1. refuse a suspected breach (``require_confirmed``) unless only drafting to the outbox;
+2. plan a notice for every exposed customer that has none;
+3. resolve notices left ``sending`` (a crash) or ``ambiguous`` (a lost answer) from their
+   delivery events; those without events stay ``ambiguous`` and are only sent again when the
+   officer says so (``resend_ambiguous``);
+4. per batch: render and check each notice (an incomplete one is ``failed``, never sent), mark
+   the rest ``sending`` in one committed transaction, call the sender, and record every answer
+   in one transaction (``accepted`` with SendGrid's message id, ``failed``, ``ambiguous``, or
+   back to ``planned`` when nothing went out).
+
+A notice is picked up only from ``planned`` or ``drafted``, so a re-run sends nothing already
+accepted or later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from core import crash
+from core.errors import TerminalError
+from matching import ledger
+from matching.breaches import require_confirmed
+from matching.store import Store
+from notify.completeness import IncompleteNoticeError, check_complete
+from notify.delivery import PRE_SEND
+from notify.plan import contexts
+from notify.proof import resolve_unresolved
+from notify.render import NoticeRenderer
+from notify.senders import Outcome, OutgoingNotice, Sender
+from schemas.models import BreachFacts
+
+__all__ = ["AmbiguousNoticesError", "SendReport", "prepare", "send_notices"]
+
+Progress = Callable[[int, int], None]  # (notices done, total)
+
+
+class AmbiguousNoticesError(TerminalError):
+    """Notices that may or may not have gone out: the officer decides (``--resend-ambiguous``)."""
+
+    def __init__(self, notice_ids: Sequence[str]) -> None:
+        self.notice_ids = tuple(notice_ids)
+        super().__init__(
+            f"{len(notice_ids)} notice(s) are ambiguous (sent, answer lost, no delivery event "
+            "yet); they were not sent again. Wait for delivery events or re-send them knowingly "
+            "with --resend-ambiguous"
+        )
+
+
+class _DryRun(Exception):
+    """Rolls a dry run's planning back."""
+
+
+@dataclass
+class SendReport:
+    """Counts of one run; notice ids only for the ambiguous ones (random, non-personal)."""
+
+    sender: str
+    dry_run: bool = False
+    planned: int = 0
+    candidates: int = 0
+    rendered: int = 0
+    incomplete: int = 0
+    accepted: int = 0
+    drafted: int = 0
+    failed: int = 0
+    unsent: int = 0
+    retries: int = 0
+    ambiguous: list[str] = field(default_factory=list)
+    incomplete_reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    ready: list[OutgoingNotice]
+    refused: list[Outcome]
+
+
+def prepare(
+    rows: Iterable[dict[str, object]], facts: BreachFacts, renderer: NoticeRenderer
+) -> _Prepared:
+    """Render and check each notice; a notice missing an art. 34(2) element is refused."""
+    ready: list[OutgoingNotice] = []
+    refused: list[Outcome] = []
+    for ctx in contexts(rows, facts):
+        if ctx.email is None:  # planned for post: the fallback list has it
+            continue
+        notice = renderer.render(ctx)
+        try:
+            check_complete(notice, ctx)
+        except IncompleteNoticeError as exc:
+            refused.append(
+                Outcome(ctx.notice_id, "failed", reason="incomplete: " + ", ".join(exc.missing))
+            )
+            continue
+        ready.append(OutgoingNotice(ctx.notice_id, ctx.email, notice))
+    return _Prepared(ready, refused)
+
+
+def _batches(rows: list[dict[str, object]], size: int) -> Iterator[list[dict[str, object]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _record(store: Store, outcomes: Sequence[Outcome], from_states: Sequence[str]) -> None:
+    ledger.record_outcomes(
+        store,
+        [
+            (o.notice_id, "planned" if o.state == "unsent" else o.state, o.message_id, o.reason)
+            for o in outcomes
+        ],
+        from_states,
+    )
+
+
+def _tally(report: SendReport, outcomes: Sequence[Outcome]) -> None:
+    for o in outcomes:
+        if o.state == "accepted":
+            report.accepted += 1
+        elif o.state == "drafted":
+            report.drafted += 1
+        elif o.state == "failed":
+            report.failed += 1
+        elif o.state == "ambiguous":
+            report.ambiguous.append(o.notice_id)
+        else:
+            report.unsent += 1
+
+
+def send_notices(
+    store: Store,
+    breach_id: str,
+    facts: BreachFacts,
+    sender: Sender,
+    *,
+    batch_size: int = 100,
+    limit: int | None = None,
+    dry_run: bool = False,
+    resend_ambiguous: bool = False,
+    require_confirmation: bool = True,
+    progress: Progress | None = None,
+    renderer: NoticeRenderer | None = None,
+) -> SendReport:
+    """Send (or draft) every e-mail notice of the breach not yet sent; see the module docstring.
+
+    Raises the sender's halt (401/403) once the batch's answers are recorded.
+    """
+    if require_confirmation:
+        require_confirmed(store, breach_id)
+    renderer = renderer or NoticeRenderer()
+    report = SendReport(sender=sender.name, dry_run=dry_run)
+    if dry_run:
+        with contextlib.suppress(_DryRun), store.transaction():
+            report.planned = ledger.plan_notices_in_transaction(store, breach_id)
+            rows = ledger.send_candidates(store, breach_id, PRE_SEND, limit).to_dicts()
+            report.candidates = len(rows)
+            _check_only(rows, facts, renderer, report, progress)
+            raise _DryRun
+        report.ambiguous = ledger.unresolved_notices(store, breach_id)
+        return report
+
+    report.planned = ledger.plan_notices(store, breach_id)
+    unresolved = resolve_unresolved(store, breach_id)
+    from_states = (*PRE_SEND, "ambiguous") if resend_ambiguous else PRE_SEND
+    rows = ledger.send_candidates(store, breach_id, from_states, limit).to_dicts()
+    report.candidates = len(rows)
+    done = 0
+    for chunk in _batches(rows, batch_size):
+        prepared = prepare(chunk, facts, renderer)
+        report.rendered += len(prepared.ready) + len(prepared.refused)
+        _note_incomplete(report, prepared.refused)
+        _record(store, prepared.refused, from_states)
+        batch = prepared.ready
+        if sender.records_before_send and batch:
+            claimed = set(
+                ledger.mark_sending(
+                    store, [n.notice_id for n in batch], uuid.uuid4().hex, from_states
+                )
+            )
+            crash.point("after-mark-sending")
+            batch = [n for n in batch if n.notice_id in claimed]
+        result = sender.send(batch)
+        _record(store, result.outcomes, ("sending",) if sender.records_before_send else from_states)
+        crash.point("after-mark-accepted")
+        _tally(report, result.outcomes)
+        report.retries += result.retries
+        done += len(chunk)
+        if progress:
+            progress(done, len(rows))
+        if result.halt is not None:
+            raise result.halt
+    if not resend_ambiguous:
+        report.ambiguous = sorted(set(unresolved) | set(report.ambiguous))
+    return report
+
+
+def _note_incomplete(report: SendReport, refused: Sequence[Outcome]) -> None:
+    report.incomplete += len(refused)
+    report.failed += len(refused)
+    for o in refused:
+        for element in (o.reason or "").removeprefix("incomplete: ").split(", "):
+            report.incomplete_reasons[element] = report.incomplete_reasons.get(element, 0) + 1
+
+
+def _check_only(
+    rows: list[dict[str, object]],
+    facts: BreachFacts,
+    renderer: NoticeRenderer,
+    report: SendReport,
+    progress: Progress | None,
+) -> None:
+    done = 0
+    for chunk in _batches(rows, 500):
+        prepared = prepare(chunk, facts, renderer)
+        report.rendered += len(prepared.ready) + len(prepared.refused)
+        _note_incomplete(report, prepared.refused)
+        done += len(chunk)
+        if progress:
+            progress(done, len(rows))

@@ -1,0 +1,240 @@
+"""The send loop against the fake SendGrid: exactly once, valid payloads, nothing personal where it stays."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from notify_world import World, build_world, ledger
+
+from flows.context import open_store
+from matching.breaches import BreachNotConfirmedError
+from matching.ledger import delivery_counts
+from notify.events_server import EventsServer
+from notify.fake_sendgrid import FakeSendGrid, Fault, validate_mail
+from notify.plan import breach_facts
+from notify.proof import record_events
+from notify.render import NoticeRenderer, RenderedNotice
+from notify.senders import OutboxSender, SendGridAuthError, SendGridSender
+from notify.sending import SendReport, send_notices
+from notify.webhook import load_public_key
+from schemas.models import NoticeContext
+
+
+class Sleeps:
+    """Injected instead of time.sleep: records the waits, waits for nothing."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def _sender(fake: FakeSendGrid, sleeps: Sleeps | None = None, **kw: object) -> SendGridSender:
+    options: dict[str, object] = {
+        "host": fake.url,
+        "timeout_s": 5.0,
+        "sender_email": "securite@operateur.example",
+        "sender_name": "Opérateur Exemple",
+        "concurrency": 2,
+        "sleep": sleeps or Sleeps(),
+        "clock": lambda: 1_800_000_000.0,
+    }
+    options.update(kw)
+    return SendGridSender(str(options.pop("api_key", fake.api_key)), **options)  # type: ignore[arg-type]
+
+
+def _send(world: World, sender: object, **kw: object) -> SendReport:
+    from datetime import UTC, datetime
+
+    facts = breach_facts(world.settings, world.breach_id, datetime(2024, 10, 20, tzinfo=UTC))
+    with open_store(world.settings) as store:
+        return send_notices(store, world.breach_id, facts, sender, batch_size=25, **kw)  # type: ignore[arg-type]
+
+
+def _states(world: World) -> dict[str, int]:
+    with open_store(world.settings, read_only=True) as store:
+        return delivery_counts(store, world.breach_id)
+
+
+def test_one_accepted_notice_per_exposed_customer_with_email(
+    world: World, fake: FakeSendGrid
+) -> None:
+    report = _send(world, _sender(fake))
+    assert report.accepted == world.with_email
+    assert report.ambiguous == [] and report.failed == 0
+    assert sorted(fake.sends_per_notice().values()) == [1] * world.with_email
+    counts = _states(world)
+    assert counts["accepted"] == world.with_email and counts["post"] == world.without_email
+    # Every message id recorded is one the fake gave.
+    ids = {m.message_id for m in fake.sent}
+    recorded = ledger(
+        world.settings, "SELECT sendgrid_message_id FROM notices WHERE channel = 'email'"
+    )
+    assert {r[0] for r in recorded} == ids
+
+    # A second run sends nothing already accepted.
+    again = _send(world, _sender(fake))
+    assert again.candidates == 0 and again.accepted == 0
+    assert len(fake.requests) == world.with_email
+
+
+def test_payloads_are_valid_v3_and_carry_nothing_personal(world: World, fake: FakeSendGrid) -> None:
+    _send(world, _sender(fake))
+    notice_ids = {r[0] for r in ledger(world.settings)}
+    assert fake.requests
+    for request in fake.requests:
+        body = json.loads(request.body)
+        assert validate_mail(body) == [] and request.status == 202
+        # Only a random notice id where SendGrid keeps data forever.
+        assert set(body["custom_args"]) == {"notice_id"}
+        assert body["custom_args"]["notice_id"] in notice_ids
+        assert re.fullmatch(r"[0-9a-f]{32}", body["custom_args"]["notice_id"])
+        assert "categories" not in body
+        assert all(
+            "custom_args" not in p and "substitutions" not in p for p in body["personalizations"]
+        )
+        assert body["tracking_settings"]["open_tracking"] == {"enable": False}
+        # text/plain before text/html (SendGrid refuses the other order).
+        assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
+    # No full IBAN of any customer, in any spelling SendGrid could receive.
+    blob = b"\n".join(r.body for r in fake.requests).decode("utf-8")
+    squeezed = re.sub(r"[\s\u00a0\u202f.-]", "", blob).upper()
+    assert world.ibans
+    for iban in world.ibans:
+        assert iban not in squeezed
+        assert iban[4:] not in squeezed  # nor the BBAN
+
+
+def test_rate_limits_and_server_errors_are_retried(world: World, fake: FakeSendGrid) -> None:
+    sleeps = Sleeps()
+    fake.script(
+        Fault.rate_limited(reset_epoch=1_800_000_007),
+        Fault.retry_after(3),
+        Fault.server_error(500),
+        Fault.server_error(503),
+    )
+    report = _send(world, _sender(fake, sleeps, concurrency=1))
+    assert report.accepted == world.with_email and report.retries == 4
+    assert sleeps.waits[:2] == [7.0, 3.0]  # X-RateLimit-Reset is epoch seconds; then Retry-After
+    assert all(w > 0 for w in sleeps.waits[2:])
+    assert sorted(fake.sends_per_notice().values()) == [1] * world.with_email
+
+
+def test_retries_are_bounded_and_leave_the_notice_to_a_later_run(
+    world: World, fake: FakeSendGrid
+) -> None:
+    fake.script(*[Fault.server_error(500)] * 3)
+    report = _send(world, _sender(fake, concurrency=1, max_attempts=3), limit=1)
+    assert report.unsent == 1 and report.accepted == 0
+    assert _states(world)["planned"] == world.with_email  # nothing went out: back to planned
+
+
+@pytest.mark.parametrize("kind", ["bad key", "forbidden"])
+def test_401_and_403_halt_the_whole_run(world: World, fake: FakeSendGrid, kind: str) -> None:
+    if kind == "forbidden":
+        fake.script(Fault.forbidden())
+        sender = _sender(fake, concurrency=1)
+    else:
+        sender = _sender(fake, api_key="SG.wrong-key-0123456789")
+    with pytest.raises(SendGridAuthError) as info:
+        _send(world, sender)
+    assert "SG." not in str(info.value) and "wrong-key" not in str(info.value)
+    assert fake.sent == []
+    assert len(fake.requests) <= 2  # stopped at the first refusal (one per worker in flight)
+    counts = _states(world)
+    assert counts["planned"] == world.with_email and counts["sending"] == 0
+
+
+def test_400_marks_the_notice_failed_with_field_names_only(
+    world: World, fake: FakeSendGrid
+) -> None:
+    report = _send(world, _sender(fake, sender_email="not-an-address"), limit=3)
+    assert report.failed == 3 and fake.sent == []
+    reasons = ledger(world.settings, "SELECT error_reason FROM notices WHERE state = 'failed'")
+    assert [r[0] for r in reasons] == ["http 400: from.email"] * 3
+
+
+def test_read_timeout_is_ambiguous_never_resent_then_resolved_from_events(
+    world: World, fake: FakeSendGrid
+) -> None:
+    fake.script(Fault.stall(30), Fault.close())
+    report = _send(world, _sender(fake, concurrency=1, timeout_s=0.5))
+    fake.release()
+    assert len(report.ambiguous) == 2
+    assert report.accepted == world.with_email - 2
+    lost = set(report.ambiguous)
+
+    # A re-run resolves nothing (no events yet), lists them, and sends nothing again.
+    again = _send(world, _sender(fake))
+    assert set(again.ambiguous) == lost and again.accepted == 0
+    assert all(n == 1 for n in fake.sends_per_notice().values())
+
+    # Their events arrive through the signed webhook; the next run finds them settled.
+    def apply(events: tuple[object, ...]) -> dict[str, int]:
+        with open_store(world.settings) as store:
+            r = record_events(store, events)  # type: ignore[arg-type]
+        return {"stored": r.stored}
+
+    with EventsServer(load_public_key(fake.public_key_b64), apply) as server:
+        assert fake.post_events(server.url, fake.events(lost)) == 200
+    final = _send(world, _sender(fake))
+    assert final.ambiguous == [] and final.accepted == 0
+    states = dict(ledger(world.settings))
+    assert {states[n] for n in lost} == {"delivered"}
+    assert sorted(fake.sends_per_notice().values()) == [1] * world.with_email
+
+
+def test_resend_ambiguous_is_the_officers_explicit_choice(world: World, fake: FakeSendGrid) -> None:
+    fake.script(Fault.close())
+    first = _send(world, _sender(fake, concurrency=1), limit=1)
+    assert len(first.ambiguous) == 1
+    again = _send(world, _sender(fake), resend_ambiguous=True)
+    assert again.accepted == world.with_email
+    assert fake.sends_per_notice()[first.ambiguous[0]] == 2  # knowingly sent twice
+
+
+def test_a_suspected_breach_is_refused(leakwatch_env: Path, tmp_path: Path) -> None:
+    world = build_world(tmp_path, confirm=False, n=60)
+    with FakeSendGrid() as fake, pytest.raises(BreachNotConfirmedError):
+        _send(world, _sender(fake))
+    assert ledger(world.settings) == []  # not even planned
+
+
+class _Forgetful(NoticeRenderer):
+    """A renderer that loses the 'what you can do' section (the check must refuse it)."""
+
+    def render(self, ctx: NoticeContext) -> RenderedNotice:
+        notice = super().render(ctx)
+        cut = notice.text.find("\n", notice.text.find("Ce que vous pouvez faire"))
+        return replace(notice, text=notice.text[: max(cut, 0)])
+
+
+def test_an_incomplete_notice_is_failed_and_never_sent(world: World, fake: FakeSendGrid) -> None:
+    report = _send(world, _sender(fake), renderer=_Forgetful())
+    french = report.incomplete
+    assert french > 0 and report.failed == french
+    assert len(fake.sent) == world.with_email - french
+    reasons = ledger(world.settings, "SELECT error_reason FROM notices WHERE state = 'failed'")
+    assert all(r[0].startswith("incomplete: ") for r in reasons)
+
+
+def test_dry_run_changes_nothing(world: World, fake: FakeSendGrid) -> None:
+    report = _send(world, _sender(fake), dry_run=True)
+    assert report.rendered == world.with_email and report.incomplete == 0
+    assert fake.requests == [] and ledger(world.settings) == []
+
+
+def test_the_outbox_drafts_and_a_later_sendgrid_run_sends(
+    world: World, fake: FakeSendGrid, tmp_path: Path
+) -> None:
+    outbox = tmp_path / "outbox"
+    drafted = _send(world, OutboxSender(outbox, "securite@operateur.example"))
+    assert drafted.drafted == world.with_email == len(list(outbox.glob("*.eml")))
+    assert _states(world)["drafted"] == world.with_email
+    sent = _send(world, _sender(fake))
+    assert sent.accepted == world.with_email
