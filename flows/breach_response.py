@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from core.errors import TransientError
 from flows import steps
+from flows.artifacts import RunProgress, publish_summary
 from flows.context import runtime
 
 __all__ = ["breach_response"]
@@ -111,11 +111,21 @@ def breach_response(
 ) -> dict[str, Any]:
     """Everything a privacy officer needs within hours of a leak: who is exposed, to what, how badly."""
     logger = get_run_logger()
+    progress = RunProgress(
+        "breach-response-progress", len(sources) + 4, "steps of the breach response done"
+    )
     loaded = load_customers_task(customers) if customers else None
-    ingested = [ingest_task(source, breach_id, column_map or {}) for source in sources]
+    progress.step()
+    ingested = []
+    for source in sources:
+        ingested.append(ingest_task(source, breach_id, column_map or {}))
+        progress.step()
     exposed = match_task(breach_id)
+    progress.step()
     drafted = draft_task(breach_id, str(Path(output_dir) / "outbox"))
+    progress.step()
     report = report_task(breach_id, output_dir)
+    progress.finish()
     summary: dict[str, Any] = {
         "breach_id": breach_id,
         "customers": loaded,
@@ -142,21 +152,9 @@ def breach_response(
 def _publish(summary: dict[str, Any]) -> None:
     """Counts as Prefect artifacts: what a privacy officer sees in the UI."""
     notices = summary["notices"]
-    create_markdown_artifact(
-        key="breach-response-summary",
-        markdown=(
-            f"# Breach {summary['breach_id']}\n\n"
-            f"- leaked rows read: **{summary['rows_read']}**, rejected: {summary['rows_rejected']}\n"
-            f"- exposed customers: **{summary['exposed']}**\n"
-            f"- notices drafted: {notices['drafted']}, without e-mail: {notices['without_email']}\n"
-        ),
-        description="Counts only; no personal data.",
-    )
-    create_table_artifact(
-        key="breach-response-counts",
-        table=[
-            {"figure": k, "value": v}
-            for k, v in summary.items()
-            if isinstance(v, int) and not isinstance(v, bool)
-        ],
-    )
+    figures: dict[str, int | str] = {
+        k: v for k, v in summary.items() if isinstance(v, int) and not isinstance(v, bool)
+    }
+    figures.update({f"notices {k}": v for k, v in notices.items() if isinstance(v, int)})
+    figures["report"] = summary["report"]
+    publish_summary("breach-response", f"Breach {summary['breach_id']}", figures)

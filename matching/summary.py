@@ -5,11 +5,23 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from matching.ledger import notice_states
 from matching.sql import Statement
 from matching.store import Store
-from schemas.models import RunSummary, SourceSummary
+from schemas.models import BreachTimes, RunSummary, SourceSummary
 
-__all__ = ["run_summary"]
+__all__ = ["RETENTION_BUCKETS", "retention_bucket", "run_summary"]
+
+# How long after the end of their contract former subscribers' data was still kept, at the
+# breach's awareness time. Labels are what the report and the register show.
+RETENTION_BUCKETS = (
+    "end date unknown",
+    "contract ended after awareness",
+    "under 1 year",
+    "1 to 3 years",
+    "3 to 5 years",
+    "5 years or more",
+)
 
 _SOURCES = Statement(
     "sources of a breach",
@@ -40,11 +52,13 @@ _EXPOSED = Statement(
 _BY = Statement(
     "exposures by list value",
     """
-    SELECT 'key' AS axis, unnest(string_split(matched_on, ';')) AS value, count(*)
-        FROM exposures WHERE breach_id = $breach_id GROUP BY ALL
-    UNION ALL
-    SELECT 'category', unnest(string_split(categories, ';')), count(*)
-        FROM exposures WHERE breach_id = $breach_id AND categories <> '' GROUP BY ALL
+    SELECT axis, value, count(*) FROM (
+        SELECT 'key' AS axis, unnest(string_split(matched_on, ';')) AS value
+            FROM exposures WHERE breach_id = $breach_id
+        UNION ALL
+        SELECT 'category', unnest(string_split(categories, ';'))
+            FROM exposures WHERE breach_id = $breach_id AND categories <> ''
+    ) GROUP BY ALL
     UNION ALL
     SELECT 'risk', risk, count(*) FROM exposures WHERE breach_id = $breach_id GROUP BY ALL
     """,
@@ -67,8 +81,108 @@ _ROLES = Statement(
 )
 
 
+_TIMES = Statement(
+    "breach times",
+    """
+    SELECT b.status, b.regime, b.created_at, b.aware_at, b.confirmed_at,
+           (SELECT min(acquired_at) FROM artifacts a WHERE a.breach_id = b.breach_id),
+           (SELECT max(acquired_at) FROM artifacts a WHERE a.breach_id = b.breach_id),
+           (SELECT max(computed_at) FROM exposures e WHERE e.breach_id = b.breach_id),
+           (SELECT min(planned_at) FROM notices n WHERE n.breach_id = b.breach_id),
+           (SELECT min(sent_at) FROM notices n WHERE n.breach_id = b.breach_id),
+           (SELECT max(sent_at) FROM notices n WHERE n.breach_id = b.breach_id),
+           (SELECT max(delivered_at) FROM notices n WHERE n.breach_id = b.breach_id),
+           (SELECT count(*) FROM notices n WHERE n.breach_id = b.breach_id
+                AND n.channel = 'email' AND n.sent_at IS NULL),
+           (SELECT min(generated_at) FROM regulator_notices r
+                WHERE r.breach_id = b.breach_id AND r.phase = 'initial'),
+           (SELECT min(generated_at) FROM regulator_notices r
+                WHERE r.breach_id = b.breach_id AND r.phase = 'complementary')
+    FROM breaches b WHERE b.breach_id = $breach_id
+    """,
+)
+_OVERLAP = Statement(
+    "exposed customers also exposed in other breaches",
+    """
+    SELECT o.breach_id, count(DISTINCT o.customer_id)
+    FROM exposures e JOIN exposures o
+        ON o.customer_id = e.customer_id AND o.breach_id <> e.breach_id
+    WHERE e.breach_id = $breach_id GROUP BY ALL ORDER BY ALL
+    """,
+)
+_OVERLAP_TOTAL = Statement(
+    "exposed customers also exposed in any other breach",
+    """
+    SELECT count(*) FROM exposures e
+    WHERE e.breach_id = $breach_id AND EXISTS
+        (SELECT 1 FROM exposures o WHERE o.customer_id = e.customer_id
+             AND o.breach_id <> e.breach_id)
+    """,
+)
+_FORMER_DAYS = Statement(
+    "former subscribers exposed, by days since contract end",
+    """
+    SELECT date_diff('day', c.contract_end, CAST($reference AS DATE)), count(*)
+    FROM exposures e JOIN customers c USING (customer_id)
+    WHERE e.breach_id = $breach_id AND c.status = 'former'
+    GROUP BY ALL
+    """,
+)
+
+
+def retention_bucket(days_since_end: int | None) -> str:
+    """The bucket of a former subscriber whose contract ended ``days_since_end`` days earlier."""
+    if days_since_end is None:
+        return RETENTION_BUCKETS[0]
+    if days_since_end < 0:
+        return RETENTION_BUCKETS[1]
+    for bucket, limit in zip(RETENTION_BUCKETS[2:5], (365, 3 * 365, 5 * 365), strict=True):
+        if days_since_end < limit:
+            return bucket
+    return RETENTION_BUCKETS[5]
+
+
+def _times(store: Store, breach_id: str) -> tuple[str, str, BreachTimes]:
+    rows = store.rows(_TIMES, {"breach_id": breach_id})
+    if not rows:
+        return "suspected", "telecom", BreachTimes()
+    (status, regime, created, aware, confirmed, first, last, matched, planned, first_sent,
+     last_sent, delivered, unsent, initial, complementary) = rows[0]  # fmt: skip
+    return (
+        str(status),
+        str(regime),
+        BreachTimes(
+            created_at=created,
+            aware_at=aware or first,
+            aware_recorded=aware is not None,
+            confirmed_at=confirmed,
+            first_ingested_at=first,
+            last_ingested_at=last,
+            matched_at=matched,
+            notices_planned_at=planned,
+            first_sent_at=first_sent,
+            last_sent_at=last_sent,
+            last_delivered_at=delivered,
+            unsent_email_notices=int(unsent),
+            regulator_initial_at=initial,
+            regulator_complementary_at=complementary,
+        ),
+    )
+
+
+def _former_buckets(store: Store, breach_id: str, reference: datetime) -> dict[str, int]:
+    """Days are counted to the UTC date of ``reference`` (the awareness time)."""
+    buckets = dict.fromkeys(RETENTION_BUCKETS, 0)
+    params = {"breach_id": breach_id, "reference": reference.astimezone(UTC).date()}
+    for days, n in store.rows(_FORMER_DAYS, params):
+        buckets[retention_bucket(None if days is None else int(days))] += int(n)
+    return buckets
+
+
 def run_summary(store: Store, breach_id: str) -> RunSummary:
     params = {"breach_id": breach_id}
+    status, regime, times = _times(store, breach_id)
+    now = datetime.now(UTC)
     sources = [
         SourceSummary(
             display=d,
@@ -97,7 +211,7 @@ def run_summary(store: Store, breach_id: str) -> RunSummary:
         }
     return RunSummary(
         breach_id=breach_id,
-        generated_at=datetime.now(UTC),
+        generated_at=now,
         customers_total=int(store.scalar(_CUSTOMERS)),
         sources=sources,
         rows_read=sum(s.rows_read for s in sources),
@@ -112,4 +226,14 @@ def run_summary(store: Store, breach_id: str) -> RunSummary:
         notices_drafted=int(store.scalar(_DRAFTED, params)),
         notices_without_email=int(without_email),
         column_roles=roles,
+        status=status,
+        regime=regime,
+        times=times,
+        notices_by_state={
+            f"{channel}/{state}": n
+            for (channel, state), n in sorted(notice_states(store, breach_id).items())
+        },
+        overlap_total=int(store.scalar(_OVERLAP_TOTAL, params)),
+        overlap_by_breach={str(b): int(n) for b, n in store.rows(_OVERLAP, params)},
+        former_by_time_since_end=_former_buckets(store, breach_id, times.aware_at or now),
     )

@@ -13,8 +13,10 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
+from core import crash
 from core.redact import redact
 from notify.charts import bar_chart_svg
+from notify.timeline import DeadlineRow, deadline_rows, moment, timeline_rows
 from schemas.models import RunSummary
 
 __all__ = ["render_report", "write_report"]
@@ -44,6 +46,17 @@ class _Report:
     column_roles: list[tuple[str, list[tuple[str, str]]]]
     exposed: list[tuple[str, list[tuple[str, int]], Markup]]
     former_exposed: int
+    status: str
+    regime: str
+    timeline: list[tuple[str, str, str]]
+    deadlines: list[DeadlineRow]
+    notices: list[tuple[str, int]]
+    notices_chart: Markup
+    overlap_total: int
+    overlap: list[tuple[str, int]]
+    overlap_chart: Markup
+    former: list[tuple[str, int]]
+    former_chart: Markup
 
 
 def _count(value: int) -> str:
@@ -61,6 +74,7 @@ def _template() -> jinja2.Template:
         auto_reload=False,
     )
     env.filters["count"] = _count
+    env.filters["moment"] = moment
     return env.get_template("report.html.j2")
 
 
@@ -76,11 +90,18 @@ def _items(data: dict[str, int]) -> list[tuple[str, int]]:
     return [(_shown(k), int(v)) for k, v in data.items()]
 
 
+def _chart(caption: str, items: list[tuple[str, int]]) -> Markup:
+    # The chart escapes every label itself (notify.charts), so its markup is safe to inline.
+    return Markup(bar_chart_svg(caption, dict(items)))  # noqa: S704
+
+
 def _view(s: RunSummary) -> _Report:
     generated = s.generated_at
     if generated.tzinfo is not None:
         generated = generated.astimezone(UTC)
     by_key, by_category, by_risk = _items(s.by_key), _items(s.by_category), _items(s.by_risk)
+    notices, overlap = _items(s.notices_by_state), _items(s.overlap_by_breach)
+    former = _items(s.former_by_time_since_end)
     return _Report(
         breach_id=s.breach_id,
         generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
@@ -92,6 +113,7 @@ def _view(s: RunSummary) -> _Report:
             ("Notices drafted", s.notices_drafted),
             ("Exposed customers without e-mail", s.notices_without_email),
             ("Former subscribers exposed", s.former_exposed),
+            ("Exposed before, in another breach", s.overlap_total),
         ],
         sources=[
             _Source(
@@ -115,7 +137,7 @@ def _view(s: RunSummary) -> _Report:
             for source, roles in s.column_roles.items()
         ],
         exposed=[
-            (caption, items, Markup(bar_chart_svg(caption, dict(items))))  # noqa: S704
+            (caption, items, _chart(caption, items))
             for caption, items in (
                 ("By matched key", by_key),
                 ("By data category", by_category),
@@ -123,6 +145,17 @@ def _view(s: RunSummary) -> _Report:
             )
         ],
         former_exposed=s.former_exposed,
+        status=_shown(s.status),
+        regime=_shown(s.regime),
+        timeline=[(r.label, moment(r.at), r.detail) for r in timeline_rows(s.times)],
+        deadlines=deadline_rows(s.regime, s.times, s.generated_at),
+        notices=notices,
+        notices_chart=_chart("Notices by channel and state", notices),
+        overlap_total=s.overlap_total,
+        overlap=overlap,
+        overlap_chart=_chart("Exposed customers also in another breach", overlap),
+        former=former,
+        former_chart=_chart("Former subscribers, time since contract end", former),
     )
 
 
@@ -138,6 +171,7 @@ def write_report(summary: RunSummary, path: Path) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(render_report(summary))
+        crash.point("report-mid-write")  # written, not yet renamed into place
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from schemas.vocab import Category, KeyKind, Risk
 
-__all__ = ["BreachFacts", "NoticeContext", "RunSummary", "SourceSummary"]
+__all__ = ["BreachFacts", "BreachTimes", "NoticeContext", "RunSummary", "SourceSummary"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,26 @@ class SourceSummary:
 
 
 @dataclass(frozen=True)
+class BreachTimes:
+    """When each step of a breach response happened (UTC); None when it has not happened."""
+
+    created_at: datetime | None = None
+    aware_at: datetime | None = None  # the officer's, else the first ingestion
+    aware_recorded: bool = False  # True when the officer recorded it
+    confirmed_at: datetime | None = None
+    first_ingested_at: datetime | None = None
+    last_ingested_at: datetime | None = None
+    matched_at: datetime | None = None
+    notices_planned_at: datetime | None = None
+    first_sent_at: datetime | None = None
+    last_sent_at: datetime | None = None
+    last_delivered_at: datetime | None = None
+    unsent_email_notices: int = 0
+    regulator_initial_at: datetime | None = None
+    regulator_complementary_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class RunSummary:
     """The counts a run report shows. No identifier of any customer."""
 
@@ -74,3 +94,10 @@ class RunSummary:
     notices_drafted: int
     notices_without_email: int
     column_roles: dict[str, dict[str, str]] = field(default_factory=dict)
+    status: str = "suspected"
+    regime: str = "telecom"
+    times: BreachTimes = field(default_factory=BreachTimes)
+    notices_by_state: dict[str, int] = field(default_factory=dict)  # "channel/state" -> n
+    overlap_total: int = 0  # exposed customers also exposed in another breach of the store
+    overlap_by_breach: dict[str, int] = field(default_factory=dict)
+    former_by_time_since_end: dict[str, int] = field(default_factory=dict)

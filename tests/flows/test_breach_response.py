@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,12 @@ def test_flow_runs_and_no_clear_identifier_escapes(
     for where, text in haystacks.items():
         for needle in _canary_spellings():
             assert needle not in text, f"canary found in {where}"
+    # The pepper likewise (hex, base64, raw bytes): shared sweep helpers in reliability.sweep.
+    from matching.keyed_hash import Pepper
+    from reliability.sweep import hits, pepper_spellings
+
+    pepper = Pepper.from_text(os.environ["LEAKWATCH_PEPPER"], "k1")
+    assert hits(haystacks, pepper_spellings(pepper)) == []
     # And the outbox holds the masked IBAN hint only.
     eml = "".join(p.read_text() for p in (tmp_path / "out" / "outbox").glob("*.eml"))
     assert CANARY_IBAN not in eml and CANARY_IBAN[4:] not in eml

@@ -91,7 +91,7 @@ def test_report_is_self_contained_and_escaped() -> None:
     assert (
         "<script" not in low and "src=" not in low and "<link" not in low and "@import" not in low
     )
-    assert "<style>" in page and page.count("<svg") == 3
+    assert "<style>" in page and page.count("<svg") == 6
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;dump.csv" in page
     assert "&lt;b&gt;bad&lt;/b&gt; encoding" in page
     assert "not-a-hash" not in page
