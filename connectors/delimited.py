@@ -269,15 +269,19 @@ class _Parser:
         frame = frame.with_columns(
             pl.int_range(start, start + frame.height, dtype=pl.UInt64).alias(ROW),
             pl.col("line").str.contains(_QUOTE, literal=True).alias("quoted"),
-        ).with_columns(
-            (
-                pl.when(pl.col("quoted"))
-                .then(pl.col("line").str.replace_all(r'"[^"]*"', ""))
-                .otherwise(pl.col("line"))
+            (pl.col("line").str.count_matches(d, literal=True) + 1).alias("found"),
+        )
+        quoted_rows = frame.get_column("quoted").arg_true()
+        if quoted_rows.len():
+            # delimiters inside quotes do not separate fields; the regex only where quotes are
+            inside = frame.select(
+                pl.col("line")
+                .gather(quoted_rows)
+                .str.replace_all(r'"[^"]*"', "")
                 .str.count_matches(d, literal=True)
                 + 1
-            ).alias("found")
-        )
+            ).to_series()
+            frame = frame.with_columns(frame.get_column("found").scatter(quoted_rows, inside))
         bad = (pl.col("nul") != "") | (pl.col("found") != self.n)
         if frame.select(bad.any()).item():
             for row, nul_part, found in frame.filter(bad).select(ROW, "nul", "found").iter_rows():
@@ -315,8 +319,10 @@ class _Parser:
         lines = quoted.get_column("line")
         schema = {c: pl.String for c in self.columns}
         try:
+            # one string built by polars: a Python list of the lines cost more than the parse
+            text = pl.select(pl.lit(lines).str.join("\n")).item()
             parsed = pl.read_csv(
-                io.BytesIO("\n".join(lines.to_list()).encode("utf-8")),
+                io.BytesIO(text.encode("utf-8")),
                 has_header=False,
                 separator=self.delim,
                 quote_char=_QUOTE,

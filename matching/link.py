@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from core import crash
 from matching.risk import assess
 from matching.sql import Statement
 from matching.store import Store
@@ -49,6 +50,24 @@ _COMBINE = Statement(
     SELECT customer_id, bit_or(kinds) AS kinds, bit_or(categories) AS categories,
            len(list_distinct(flatten(list(rowids)))) AS matched_rows
     FROM link_partial GROUP BY customer_id
+    """,
+)
+# One shard (the default): no partials to combine, so rows are counted directly instead of
+# collected into per-customer lists and de-duplicated afterwards.
+_LINK_SINGLE = Statement(
+    "link in one pass",
+    """
+    CREATE OR REPLACE TEMP TABLE link_result AS
+    SELECT ck.customer_id,
+           bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END)::UTINYINT
+               AS kinds,
+           bit_or(lk.categories) AS categories,
+           count(DISTINCT (lk.artifact_no::UBIGINT << 48) | (lk.table_no::UBIGINT << 40) | lk.row)
+               AS matched_rows
+    FROM leak_keys lk
+    JOIN customer_keys ck ON ck.kind = lk.kind AND ck.key = lk.key
+    WHERE lk.artifact_no IN (SELECT artifact_no FROM breach_artifacts)
+    GROUP BY ck.customer_id
     """,
 )
 _COMBOS = Statement(
@@ -109,11 +128,15 @@ def link(store: Store, breach_id: str, *, shards: int = 1) -> LinkReport:
     if shards < 1:
         raise ValueError("shards must be at least 1")
     store.run(_PARTIALS, {"breach_id": breach_id})
-    for shard in range(shards):
-        store.run(_LINK_SHARD, {"shards": shards, "shard": shard})
-    store.run(_COMBINE)
+    if shards == 1:
+        store.run(_LINK_SINGLE)
+    else:
+        for shard in range(shards):
+            store.run(_LINK_SHARD, {"shards": shards, "shard": shard})
+        store.run(_COMBINE)
     decisions = _decisions(store.frame(_COMBOS))
     with store.transaction(), store.registered("decisions", decisions):
         store.run(_WRITE, {"breach_id": breach_id, "now": datetime.now(UTC)})
+        crash.point("match-mid-link")  # exposures replaced, not yet committed
     exposed = int(store.scalar(_COUNT, {"breach_id": breach_id}))
     return LinkReport(breach_id=breach_id, exposed=exposed, shards=shards)

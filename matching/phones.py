@@ -13,14 +13,22 @@ So ``0692 12 34 56`` → ``+262692123456``, ``0639…`` → +262 (Mayotte), ``06
 +590, ``0694…`` → +594, ``0696…``/``0697…`` → +596, and the same for the landlines ``0262…``,
 ``0269…``, ``0590…``, ``0594…``, ``0596…``. Customers and leaks go through the same rule.
 
-The fast path decides only metropolitan shapes it is sure of (valid as +33, valid under no
-overseas code, for every number of the 3-digit prefix); every other row takes the reference.
+The fast path decides metropolitan shapes it is sure of (valid as +33, valid under no overseas
+code, for every number of the 3-digit prefix). A second vectorised stage decides the other
+nine-digit national numbers (behind ``0``, ``+33``, ``0033``, ``33`` or bare) and the
+``+262/+590/+594/+596/+508`` international ones by evaluating phonenumbers' own metadata (each
+region's number patterns and possible lengths, as ``is_valid_number`` does) in polars, and refuses
+bare ``0…`` digit strings that no reading can make valid. Every other row takes the reference.
 """
 
 from __future__ import annotations
 
+from functools import cache
+
 import phonenumbers
 import polars as pl
+from phonenumbers import PhoneMetadata
+from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
 from matching.identity import fill_from_reference
 
@@ -81,6 +89,24 @@ _FAST_MAX_CHARS = 30
 _PLUS_FORM = r"^330?([1-9][0-9]{8})$"
 _BARE_FORM = r"^(?:0|00330?|330?)?([1-9][0-9]{8})$"
 _ASCII_BLANK = r"^[ \t\n\r\x0b\x0c]*$"
+# International overseas numbers: a calling code of OVERSEAS_CALLING_CODES, nine digits.
+_OVERSEAS_PLUS_FORM = r"^(262|590|594|596|508)([1-9][0-9]{8})$"
+# Bare national digit strings: '0', a non-zero digit, then digits; at most 17 digits in all
+# (phonenumbers' longest national number), so parsing never fails on them.
+_BARE_NATIONAL = r"^0[1-9][0-9]{1,15}$"
+# The number types is_valid_number accepts (phonenumbers' _number_type_helper).
+_NUMBER_TYPES = (
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+    "fixed_line",
+    "mobile",
+)
 
 
 def _has_non_ascii_digit(text: str) -> bool:
@@ -148,6 +174,153 @@ def _fast_canonical(values: pl.Expr) -> pl.Expr:
     return pl.when(sure).then(pl.lit("+33") + national)
 
 
+def _matches(desc: object, nsn: pl.Expr) -> pl.Expr | None:
+    """phonenumbers' _is_number_matching_desc: a possible length and the whole pattern."""
+    pattern = getattr(desc, "national_number_pattern", None)
+    if not pattern:
+        return None
+    matched = nsn.str.contains(f"^(?:{pattern})$")
+    lengths = list(getattr(desc, "possible_length", ()) or ())
+    if lengths:
+        matched = nsn.str.len_chars().is_in(lengths) & matched
+    return matched
+
+
+def _valid_under(code: int, nsn: pl.Expr) -> pl.Expr | None:
+    """``is_valid_number`` of +code nsn (nsn without a leading zero), or None if not expressible.
+
+    Without leading-digit rules the region is the first whose number types accept the number,
+    so the number is valid iff one region's general pattern and one of its types accept it.
+    """
+    terms: list[pl.Expr] = []
+    for region in COUNTRY_CODE_TO_REGION_CODE.get(code, ()):
+        metadata = PhoneMetadata.metadata_for_region(region)
+        if metadata is None or metadata.leading_digits:
+            return None
+        general = _matches(metadata.general_desc, nsn)
+        if general is None:
+            continue
+        types = [
+            matched
+            for name in _NUMBER_TYPES
+            if not (name == "mobile" and metadata.same_mobile_and_fixed_line_pattern)
+            and (matched := _matches(getattr(metadata, name), nsn)) is not None
+        ]
+        if types:
+            terms.append(general & pl.any_horizontal(types))
+    return pl.any_horizontal(terms) if terms else pl.lit(value=False)
+
+
+@cache
+def _validity(column: str) -> dict[int, pl.Expr] | None:
+    """Validity of ``column`` under +33 and each overseas code; None disables the stage."""
+    france = PhoneMetadata.metadata_for_region("FR")
+    if (
+        france is None
+        or france.national_prefix_for_parsing != "0"
+        or france.national_prefix_transform_rule
+    ):
+        return None
+    exprs: dict[int, pl.Expr] = {}
+    for code in (_FRANCE_CALLING_CODE, *OVERSEAS_CALLING_CODES):
+        expr = _valid_under(code, pl.col(column))
+        if expr is None:
+            return None
+        exprs[code] = expr.fill_null(value=False)
+    try:  # a pattern the Rust regex engine cannot take disables the stage, never the result
+        pl.DataFrame({column: ["612345678"]}).select(*(e.alias(str(c)) for c, e in exprs.items()))
+    except pl.exceptions.PolarsError:
+        return None
+    return exprs
+
+
+def _national_stage(values: pl.Series) -> pl.DataFrame:
+    """Columns "canonical" and "reason" for the rows this stage decides; both null elsewhere.
+
+    Decided: nine-digit numbers read as +33 (the overseas rule, then validity as +33),
+    nine-digit numbers behind an explicit overseas calling code (validity under it), and bare
+    ``0…`` digit strings that are valid under no reading phonenumbers may choose (the national
+    prefix stripped or kept).
+    """
+    none = pl.lit(None, dtype=pl.String)
+    at_nsn, at_zero = _validity("nsn"), _validity("zero_kept")
+    if at_nsn is None or at_zero is None:
+        return pl.DataFrame({"value": values}).select(canonical=none, reason=none)
+    text = pl.col("value").str.strip_chars(" \t")
+    digits = text.str.replace_all(r"[^0-9]", "")
+    shaped = (text.str.len_chars() <= _FAST_MAX_CHARS) & text.str.contains(_FAST_SHAPE)
+    plus = text.str.starts_with("+")
+    frame = pl.DataFrame({"value": values}).with_columns(
+        national=pl.when(shaped).then(
+            pl.when(plus)
+            .then(digits.str.extract(_PLUS_FORM, 1))
+            .otherwise(digits.str.extract(_BARE_FORM, 1))
+        ),
+        code=pl.when(shaped & plus).then(digits.str.extract(_OVERSEAS_PLUS_FORM, 1)),
+        abroad=pl.when(shaped & plus).then(digits.str.extract(_OVERSEAS_PLUS_FORM, 2)),
+        zero_kept=pl.when(text.str.contains(_BARE_NATIONAL)).then(text),
+    )
+    frame = frame.with_columns(
+        bare=pl.col("national").is_null() & pl.col("zero_kept").is_not_null()
+    ).with_columns(
+        nsn=pl.coalesce(
+            "national", "abroad", pl.when("bare").then(pl.col("zero_kept").str.slice(1))
+        )
+    )
+    frame = frame.with_columns(
+        **{f"v{code}": expr for code, expr in at_nsn.items()},
+        zero_valid=at_zero[_FRANCE_CALLING_CODE],
+    )
+    overseas = [str(code) for code in OVERSEAS_CALLING_CODES]
+    n_overseas = pl.sum_horizontal(pl.col(f"v{code}").cast(pl.Int8) for code in overseas)
+    only = pl.coalesce(*(pl.when(pl.col(f"v{code}")).then(pl.lit(code)) for code in overseas))
+    abroad_valid = pl.coalesce(
+        *(pl.when(pl.col("code") == code).then(pl.col(f"v{code}")) for code in overseas)
+    )
+    national = pl.col("national").is_not_null()
+    abroad = pl.col("abroad").is_not_null()
+    hopeless = (
+        pl.col("bare")
+        & (n_overseas == 0)
+        & ~pl.col(f"v{_FRANCE_CALLING_CODE}")
+        & ~pl.col("zero_valid")
+    )
+    canonical = (
+        pl.when(national & (n_overseas == 1))
+        .then(pl.lit("+") + only + pl.col("nsn"))
+        .when(national & pl.col(f"v{_FRANCE_CALLING_CODE}"))
+        .then(pl.lit("+33") + pl.col("nsn"))
+        .when(abroad & abroad_valid)
+        .then(pl.lit("+") + pl.col("code") + pl.col("nsn"))
+    )
+    invalid = (national | abroad | hopeless) & canonical.is_null()
+    return frame.select(
+        canonical=canonical, reason=pl.when(invalid).then(pl.lit(REASON_PHONE_INVALID))
+    )
+
+
+def _staged_fast(frame: pl.DataFrame) -> pl.DataFrame:
+    """``_fast_canonical`` of column "value" as column "canonical", one stage at a time.
+
+    Same expressions; staged because polars evaluates a nested expression's shared parts once
+    per use (the text and digits four and two times over).
+    """
+    text = frame.select(pl.col("value").str.strip_chars(" \t")).to_series()
+    staged = pl.DataFrame({"value": frame.get_column("value"), "text": text}).with_columns(
+        digits=pl.col("text").str.replace_all(r"[^0-9]", ""),
+        plus=pl.col("text").str.starts_with("+"),
+        shaped=(pl.col("text").str.len_chars() <= _FAST_MAX_CHARS)
+        & pl.col("text").str.contains(_FAST_SHAPE),
+    )
+    staged = staged.with_columns(
+        national=pl.when("plus")
+        .then(pl.col("digits").str.extract(_PLUS_FORM, 1))
+        .otherwise(pl.col("digits").str.extract(_BARE_FORM, 1))
+    )
+    sure = pl.col("shaped") & pl.col("national").str.slice(0, 3).is_in(sorted(FAST_PREFIXES))
+    return staged.select("value", canonical=pl.when(sure).then(pl.lit("+33") + pl.col("national")))
+
+
 def normalise_phones(values: pl.Series, default_region: str = "FR") -> pl.DataFrame:
     """Vectorised: a frame with columns "canonical" (pl.String, E.164 or null) and "reason".
 
@@ -156,7 +329,21 @@ def normalise_phones(values: pl.Series, default_region: str = "FR") -> pl.DataFr
     frame = pl.DataFrame({"value": values.cast(pl.String)})
     value = pl.col("value")
     blank = value.is_null() | value.str.contains(_ASCII_BLANK)
-    fast = _fast_canonical(value) if default_region == "FR" else pl.lit(None, dtype=pl.String)
-    frame = frame.with_columns(canonical=fast, reason=pl.lit(None, dtype=pl.String))
-    frame = frame.with_columns(pending=~blank & pl.col("canonical").is_null())
+    if default_region == "FR":
+        frame = _staged_fast(frame)
+    else:
+        frame = frame.with_columns(canonical=pl.lit(None, dtype=pl.String))
+    frame = frame.with_columns(reason=pl.lit(None, dtype=pl.String))
+    if default_region == "FR":
+        # Only the rows the fast path left: the metadata regexes cost more per row.
+        rows = frame.select(~blank & pl.col("canonical").is_null()).to_series().arg_true()
+        if rows.len():
+            decided = _national_stage(frame.get_column("value").gather(rows))
+            frame = frame.with_columns(
+                canonical=frame.get_column("canonical").scatter(rows, decided["canonical"]),
+                reason=frame.get_column("reason").scatter(rows, decided["reason"]),
+            )
+    frame = frame.with_columns(
+        pending=~blank & pl.col("canonical").is_null() & pl.col("reason").is_null()
+    )
     return fill_from_reference(frame, lambda text: normalise_phone(text, default_region))

@@ -1,0 +1,69 @@
+"""The measured leakwatch steps, each in a fresh process so its peak memory is its own.
+
+``python -m bench.child load CUSTOMERS`` or ``python -m bench.child run LEAK BREACH``; settings
+(store, work folder, pepper, batch size…) come from ``LEAKWATCH_*`` like any leakwatch command.
+Prints one JSON line: the step's seconds, its counts, and the process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _peak_rss_mb() -> float:
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    imported = time.perf_counter()
+    from flows import steps
+    from flows.context import runtime
+
+    rt = runtime()
+    ready = time.perf_counter()
+    cpu = _cpu_s()
+    out: dict[str, Any] = {"import_s": ready - imported, "rss_before_mb": _peak_rss_mb()}
+    if argv[0] == "load":
+        report = steps.load_customer_file(rt, Path(argv[1]))
+        out["load_s"] = time.perf_counter() - ready
+        out["inserted"] = report.inserted
+        out["rows_rejected"] = report.rows_rejected
+    elif argv[0] == "run":
+        ingest = steps.ingest_source(rt, argv[1], argv[2])
+        ingested = time.perf_counter()
+        exposed = steps.match_breach(rt, argv[2])
+        done = time.perf_counter()
+        if ingest.errors:
+            raise SystemExit(f"ingestion failed: {ingest.errors}")
+        out.update(
+            ingest_s=ingested - ready,
+            match_s=done - ingested,
+            total_s=done - ready,
+            rows_read=ingest.rows_read,
+            rows_rejected=ingest.rows_rejected,
+            values_rejected=ingest.values_rejected,
+            keys=ingest.keys,
+            exposed=exposed,
+        )
+    else:
+        raise SystemExit(f"unknown step {argv[0]!r}")
+    out["cpu_s"] = _cpu_s() - cpu  # every thread of the process, DuckDB's and polars' included
+    out["peak_rss_mb"] = _peak_rss_mb()
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1:])))

@@ -1,0 +1,264 @@
+"""The bench run: inputs, then leakwatch, the peer, the limit, customer loading and notices."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from bench.data import BREACH_ID, Inputs, inputs, truth
+
+__all__ = ["RESULT_KEYS", "BenchResult", "main"]
+
+RESULT_KEYS = (
+    "rows",
+    "leakwatch_s",
+    "leakwatch_rows_per_s",
+    "peak_rss_mb",
+    "peer_s",
+    "limit_s",
+    "speedup_vs_peer",
+    "ratio_to_limit",
+    "customers_load_s",
+    "notices_per_s",
+    "peer_extrapolated",
+)
+PEER_SAMPLE_ROWS = 200_000
+NOTICES_CAP = 20_000  # per-second is what counts; the outbox writes one file per notice
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """The last line of the bench's output (RESULT_KEYS, in that order)."""
+
+    rows: int
+    leakwatch_s: float
+    leakwatch_rows_per_s: float
+    peak_rss_mb: float
+    peer_s: float
+    limit_s: float
+    speedup_vs_peer: float
+    ratio_to_limit: float
+    customers_load_s: float
+    notices_per_s: float
+    peer_extrapolated: bool
+
+
+class ExposuresMismatch(SystemExit):
+    """leakwatch's exposures differ from the synthetic truth: the run measured nothing valid."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--rows", type=int, default=1_000_000, help="customers and leaked rows")
+    p.add_argument(
+        "--peer-max-rows",
+        type=int,
+        default=2_000_000,
+        help="above this, the peer runs on a sample and is extrapolated (and says so)",
+    )
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--notices-cap", type=int, default=NOTICES_CAP, help="notices to render (0: skip)"
+    )
+    p.add_argument("--out", type=Path, default=Path("bench-output"))
+    p.add_argument("--keep", action="store_true", help="keep the run's store and outbox")
+    return p
+
+
+def _child(step: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run one measured step in a fresh interpreter; its last stdout line is its JSON report."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.child", *step],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"bench: step {step[0]!r} failed with status {done.returncode}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _check_exposures(store: Path, want: pl.DataFrame) -> int:
+    """The number of exposures; raises ExposuresMismatch unless they equal the truth exactly."""
+    from matching.exports import exposures_frame
+    from matching.store import Store
+
+    with Store(store, read_only=True) as s:
+        got = exposures_frame(s, BREACH_ID).select("customer_id", "matched_on", "categories")
+    want = want.sort("customer_id")
+    got = got.sort("customer_id")
+    if not got.equals(want):
+        missing = want.join(got, on="customer_id", how="anti").height
+        unexpected = got.join(want, on="customer_id", how="anti").height
+        differing = (
+            got.join(want, on="customer_id", suffix="_want")
+            .filter(
+                (pl.col("matched_on") != pl.col("matched_on_want"))
+                | (pl.col("categories") != pl.col("categories_want"))
+            )
+            .height
+        )
+        raise ExposuresMismatch(
+            f"bench: EXPOSURES DIFFER FROM THE SYNTHETIC TRUTH: {got.height} found, "
+            f"{want.height} expected; {missing} missed, {unexpected} unexpected, "
+            f"{differing} with other keys or categories"
+        )
+    return got.height
+
+
+def _env(run: Path, pepper: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        LEAKWATCH_STORE=str(run / "store" / "leakwatch.duckdb"),
+        LEAKWATCH_WORK_DIR=str(run / "work"),
+        LEAKWATCH_PEPPER=pepper,
+        LEAKWATCH_PEPPER_KEY_ID="bench",
+    )
+    return env
+
+
+def _line(label: str, value: str, note: str = "") -> str:
+    return f"  {label:<38} {value:>14}  {note}"
+
+
+def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
+    """Run every measurement; returns the result and the table's lines."""
+    from bench.limit import run_limit
+    from bench.notices import render_notices
+    from bench.peer import run_peer
+    from core.settings import Settings
+    from matching.keyed_hash import Pepper
+
+    out: Path = args.out.resolve()
+    data: Inputs = inputs(out / "cache", args.rows, args.seed)
+    run = out / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir(parents=True)
+    pepper = Pepper.generate("bench")
+    env = _env(run, pepper.to_text())
+    load1 = os.getloadavg()[0]
+
+    loaded = _child(["load", str(data.customers)], env)
+    ran = _child(["run", str(data.leak), BREACH_ID], env)
+    exposed = _check_exposures(Path(env["LEAKWATCH_STORE"]), truth(data))
+
+    limit = run_limit(data.leak, Path(env["LEAKWATCH_STORE"]))
+
+    extrapolated = args.rows > args.peer_max_rows
+    sample = min(args.rows, PEER_SAMPLE_ROWS) if extrapolated else None
+    peer = run_peer(data.customers, data.leak, pepper.secret, nrows=sample)
+    peer_s = peer.leak_s * args.rows / peer.rows if extrapolated else peer.leak_s
+
+    settings = Settings(
+        store=Path(env["LEAKWATCH_STORE"]), work_dir=Path(env["LEAKWATCH_WORK_DIR"])
+    )
+    notices = (
+        render_notices(settings, BREACH_ID, run / "outbox", args.notices_cap)
+        if args.notices_cap > 0
+        else None
+    )
+    load2 = os.getloadavg()[0]
+
+    leak_s = float(ran["total_s"])
+    result = BenchResult(
+        rows=args.rows,
+        leakwatch_s=round(leak_s, 3),
+        leakwatch_rows_per_s=round(args.rows / leak_s),
+        peak_rss_mb=round(float(ran["peak_rss_mb"]), 1),
+        peer_s=round(peer_s, 3),
+        limit_s=round(limit.total_s, 3),
+        speedup_vs_peer=round(peer_s / leak_s, 2),
+        ratio_to_limit=round(leak_s / limit.total_s, 2),
+        customers_load_s=round(float(loaded["load_s"]), 3),
+        notices_per_s=round(notices.per_s) if notices else 0.0,
+        peer_extrapolated=extrapolated,
+    )
+    generated = (
+        f"generated in {data.generated_s:.1f} s" if data.generated_s is not None else "cached"
+    )
+    peer_note = (
+        f"EXTRAPOLATED from a {peer.rows:,}-row sample ({peer.leak_s:.2f} s)"
+        if extrapolated
+        else f"{peer.exposed:,} exposed (its own rules)"
+    )
+    table = [
+        f"leakwatch bench: {args.rows:,} customers x {args.rows:,} leaked rows "
+        f"(seed {args.seed}, inputs {generated}: {data.folder})",
+        f"  load average {load1:.2f} at start, {load2:.2f} at end, {os.cpu_count()} CPUs",
+        _line(
+            "(a) leakwatch: leak file -> exposures",
+            f"{leak_s:.2f} s",
+            f"{result.leakwatch_rows_per_s:,} rows/s, {ran['cpu_s']:.2f} s of CPU",
+        ),
+        _line(
+            "      ingest (read, normalise, hash)",
+            f"{ran['ingest_s']:.2f} s",
+            f"{ran['keys']:,} keys, {ran['values_rejected']:,} values refused",
+        ),
+        _line(
+            "      match (link, exposures)",
+            f"{ran['match_s']:.2f} s",
+            f"{exposed:,} exposed = synthetic truth: OK",
+        ),
+        _line(
+            "      peak RSS of the process",
+            f"{ran['peak_rss_mb']:.0f} MB",
+            f"(interpreter + imports: {ran['rss_before_mb']:.0f} MB)",
+        ),
+        _line("(b) naive peer: leak file -> exposures", f"{peer_s:.2f} s", peer_note),
+        _line(
+            "      its customer side (not counted)",
+            f"{peer.customers_s:.2f} s",
+            f"on {peer.rows:,} rows",
+        ),
+        _line(
+            "(c) bare limit",
+            f"{limit.total_s:.2f} s",
+            f"read {limit.read_s:.2f} s + join {limit.join_s:.2f} s",
+        ),
+        _line(
+            "(d) customer loading",
+            f"{loaded['load_s']:.2f} s",
+            f"peak RSS {loaded['peak_rss_mb']:.0f} MB",
+        ),
+        _line(
+            "(e) notices rendered into the outbox",
+            f"{notices.per_s:,.0f} /s",
+            f"{notices.notices:,} notices in {notices.seconds:.2f} s",
+        )
+        if notices
+        else _line("(e) notices rendered into the outbox", "skipped", "--notices-cap 0"),
+        _line(
+            "speed-up vs peer",
+            f"{result.speedup_vs_peer:.1f} x",
+            "extrapolated" if extrapolated else "",
+        ),
+        _line("ratio to the bare limit", f"{result.ratio_to_limit:.2f} x"),
+    ]
+    if not args.keep:
+        shutil.rmtree(run, ignore_errors=True)
+    return result, table
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.rows < 1 or args.peer_max_rows < 1:
+        raise SystemExit("bench: --rows and --peer-max-rows must be positive")
+    started = time.perf_counter()
+    result, table = measure(args)
+    print("\n".join(table))
+    print(f"  (whole bench: {time.perf_counter() - started:.0f} s)")
+    print(json.dumps(asdict(result)), flush=True)
+    return 0

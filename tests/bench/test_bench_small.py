@@ -1,0 +1,88 @@
+"""The bench harness end to end at a tiny size: every JSON key, and the exposures check passes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import RESULT_KEYS, ExposuresMismatch, _check_exposures
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_bench_runs_and_prints_every_key(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKWATCH_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--rows", "2000", "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert tuple(result) == RESULT_KEYS
+    assert result["rows"] == 2000
+    assert result["peer_extrapolated"] is False
+    assert all(result[k] > 0 for k in RESULT_KEYS if k not in ("rows", "peer_extrapolated"))
+    assert any("= synthetic truth: OK" in line for line in lines)
+    # the cache is reused by the next run, and the run's store is removed without --keep
+    assert (tmp_path / "out" / "cache" / "2000-1" / "meta.json").is_file()
+    assert not (tmp_path / "out" / "run").exists()
+
+
+@pytest.mark.slow
+def test_peer_is_extrapolated_only_when_it_says_so(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKWATCH_")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--rows",
+            "1500",
+            "--peer-max-rows",
+            "1000",
+            "--notices-cap",
+            "0",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert json.loads(lines[-1])["peer_extrapolated"] is True
+    assert any("EXTRAPOLATED" in line for line in lines)
+
+
+def test_a_wrong_exposure_fails_loudly(tmp_path: Path) -> None:
+    import polars as pl
+
+    from bench.data import BREACH_ID
+    from matching.store import Store
+
+    store_path = tmp_path / "s.duckdb"
+    with Store(store_path) as store:
+        store.con.execute(
+            "INSERT INTO exposures VALUES ($b, 'C1', 'email', 'email', 2, 'low', '', 1, now())",
+            {"b": BREACH_ID},
+        )
+    right = pl.DataFrame({"customer_id": ["C1"], "matched_on": ["email"], "categories": ["email"]})
+    assert _check_exposures(store_path, right) == 1
+    with pytest.raises(ExposuresMismatch, match="DIFFER"):
+        _check_exposures(store_path, right.with_columns(matched_on=pl.lit("email;iban")))
