@@ -4,16 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_ROWS ?= 1000000
+FUZZ_SECONDS ?= 60
 
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
-.PHONY: install demo test lint bench fuzz reliability clean
+.PHONY: install gpg demo test lint bench fuzz reliability clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml setup.py matching/_hmac.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
@@ -23,7 +24,11 @@ $(STAMP): requirements.lock pyproject.toml
 demo: $(STAMP)
 	$(BIN)/leakwatch demo
 
-test: $(STAMP)
+# gpg checks our OpenPGP output in the tests; Debian's gnupg where it is missing (CI is root).
+gpg:
+	@command -v gpg >/dev/null || (apt-get update -qq && apt-get install -y -qq gnupg >/dev/null)
+
+test: $(STAMP) gpg
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -33,6 +38,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench --rows $(BENCH_ROWS)
+
+fuzz: $(STAMP)
+	$(BIN)/python -m reliability.fuzz --seconds $(FUZZ_SECONDS)
+
+reliability: $(STAMP)
+	$(BIN)/python -m reliability --fuzz-seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) demo-output .leakwatch .pytest_cache .mypy_cache .ruff_cache

@@ -181,8 +181,17 @@ def read_export(result_json: Path) -> _Export:
 
 
 def _utc(date_unixtime: str | None, date: str | None) -> str | None:
-    if date_unixtime is not None and date_unixtime.lstrip("-").isdigit():
-        return datetime.fromtimestamp(int(date_unixtime), UTC).isoformat()
+    # A hostile export can hold a timestamp no calendar holds (found by fuzzing): then the
+    # written date is kept, as for old exports without date_unixtime.
+    if (
+        date_unixtime is not None
+        and date_unixtime.lstrip("-").isdigit()
+        and len(date_unixtime) < 20
+    ):
+        try:
+            return datetime.fromtimestamp(int(date_unixtime), UTC).isoformat()
+        except (OverflowError, OSError, ValueError):
+            pass
     return date  # old exports: local time without an offset, kept as written
 
 

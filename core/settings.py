@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings"]
 
@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     duckdb_threads: int | None = None
     duckdb_memory_limit: str = "4GB"
     shards: int = Field(default=1, ge=1, le=256)
+    # One writer: a second process waits this long for the store, then stops (StoreBusyError).
+    store_wait_s: float = Field(default=60.0, ge=0)
+    # Snapshots of the store before each run that changes it; 0 disables them.
+    snapshot_keep: int = Field(default=5, ge=0)
+    # `leakwatch pepper rotate`: the new pepper (hex or base64), read only by that command.
+    new_pepper: SecretStr | None = None
 
     # Acquisition limits (archives, downloads). Hostile files are refused past these.
     archive_max_total_bytes: int = 8 * 1024**3
@@ -65,3 +71,20 @@ class Settings(BaseSettings):
     # Signing evidence and reports.
     signing_key_file: Path | None = None
     signing_passphrase: SecretStr | None = None
+    signing_passphrase_block: str | None = None  # a Prefect Secret block holding the passphrase
+
+    # Encrypted hand-over: fingerprints of the recipients' keys, comma separated in
+    # LEAKWATCH_RECIPIENT_FINGERPRINTS (spaces inside one are ignored, as gpg groups them); a
+    # recipient key whose fingerprint is not here is refused.
+    recipient_fingerprints: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("recipient_fingerprints", mode="before")
+    @classmethod
+    def _split_fingerprints(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = (p.replace(" ", "").upper() for p in value.replace(";", ",").split(","))
+            return [p for p in parts if p]
+        return value
+
+    # Watched sources: a JSON or YAML list of {source, breach_id} for the `watch` flow.
+    watch_config: Path | None = None

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from core.errors import ConfigError
+from core.errors import ConfigError, StoreBusyError
 from core.settings import Settings
 from matching.keyed_hash import Pepper
 from matching.store import Store
@@ -45,15 +46,33 @@ def runtime(settings: Settings | None = None) -> Runtime:
     return Runtime(settings=settings, pepper=load_pepper(settings))
 
 
+def _open_waiting(settings: Settings, *, read_only: bool) -> Store:
+    """One writer at a time: retry a busy store with backoff for ``store_wait_s``, then stop."""
+    deadline = time.monotonic() + settings.store_wait_s
+    delay = 0.05
+    while True:
+        try:
+            return Store(
+                settings.store,
+                threads=settings.duckdb_threads,
+                memory_limit=settings.duckdb_memory_limit,
+                temp_dir=settings.work_dir / "duckdb-tmp",
+                read_only=read_only,
+            )
+        except StoreBusyError as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StoreBusyError(
+                    f"{exc}; gave up after waiting {settings.store_wait_s:g} s "
+                    "(LEAKWATCH_STORE_WAIT_S)"
+                ) from None
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 2.0)
+
+
 @contextmanager
 def open_store(settings: Settings, *, read_only: bool = False) -> Iterator[Store]:
-    store = Store(
-        settings.store,
-        threads=settings.duckdb_threads,
-        memory_limit=settings.duckdb_memory_limit,
-        temp_dir=settings.work_dir / "duckdb-tmp",
-        read_only=read_only,
-    )
+    store = _open_waiting(settings, read_only=read_only)
     try:
         yield store
     finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import chain
 from pathlib import Path
 
@@ -23,19 +23,18 @@ from connectors import (
     parse_artifact,
     read_customers,
 )
-from core.errors import InputError, TerminalError
+from connectors.acquire import AcquireOptions, Refusal, acquire
+from core import crash
+from core.errors import InputError
 from flows.context import Runtime, open_store
 from matching import customers as customer_store
 from matching import leaks
 from matching.exports import ExportFormat, exposures_frame, write_exposures
-from matching.ledger import mark_notices, notice_rows, plan_notices
 from matching.link import link
+from matching.snapshot import take_snapshot
 from matching.store import Store
 from matching.summary import run_summary
-from notify.completeness import check_complete
-from notify.outbox import write_eml
-from notify.plan import DraftReport, breach_facts, contexts
-from notify.render import NoticeRenderer
+from notify.plan import DraftReport
 from notify.report import write_report
 
 __all__ = [
@@ -63,14 +62,17 @@ class IngestReport:
     errors: list[str] = field(default_factory=list)
 
 
-def _acquire(source: str) -> Iterator[Artifact]:
-    return acquire_path(Path(source))
+def _acquire(rt: Runtime, source: str, password: str | None) -> Iterator[Artifact | Refusal]:
+    """Artifacts lazily, archives expanded: an extracted member's file lives until the next one."""
+    options = AcquireOptions(work_dir=rt.settings.work_dir, settings=rt.settings, password=password)
+    return acquire(source, options)
 
 
 def load_customer_file(rt: Runtime, path: Path) -> customer_store.CustomerLoadReport:
     table = read_customers(path, batch_rows=rt.settings.batch_rows, work_dir=rt.settings.work_dir)
     artifact = next(acquire_path(path))
     with open_store(rt.settings) as store:
+        take_snapshot(store, "customers-load", keep=rt.settings.snapshot_keep)
         return customer_store.load_customers(
             store,
             table.batches(),
@@ -142,18 +144,25 @@ def _ingest_table(
 
 
 def ingest_source(
-    rt: Runtime, source: str, breach_id: str, overrides: Mapping[str, str] | None = None
+    rt: Runtime,
+    source: str,
+    breach_id: str,
+    overrides: Mapping[str, str] | None = None,
+    password: str | None = None,
 ) -> IngestReport:
     """Acquire every artifact of a source and store it; a refused artifact does not stop the rest."""
     report = IngestReport(source=source)
     with open_store(rt.settings) as store:
+        take_snapshot(store, "ingest", keep=rt.settings.snapshot_keep)
         leaks.ensure_breach(store, breach_id, regime=rt.settings.regime)
-        try:
-            artifacts = list(_acquire(source))
-        except TerminalError as exc:
-            report.errors.append(str(exc))
-            return report
-        for artifact in artifacts:
+        for artifact in _acquire(rt, source, password):
+            crash.point("ingest-after-download")
+            if isinstance(artifact, Refusal):
+                leaks.record_refusal(
+                    store, breach_id, artifact.source, artifact.inner_path, artifact.reason
+                )
+                report.errors.append(f"{artifact.display}: {artifact.reason}")
+                continue
             facts = leaks.ArtifactFacts(
                 breach_id=breach_id,
                 source=artifact.source,
@@ -203,6 +212,7 @@ def ingest_source(
 
 def match_breach(rt: Runtime, breach_id: str) -> int:
     with open_store(rt.settings) as store:
+        take_snapshot(store, "match", keep=rt.settings.snapshot_keep)
         return link(store, breach_id, shards=rt.settings.shards).exposed
 
 
@@ -217,25 +227,9 @@ def draft_notices(
     rt: Runtime, breach_id: str, outbox: Path, *, detected_at: datetime | None = None
 ) -> DraftReport:
     """Plan a notice per exposed customer and write each e-mail one to the outbox as ``.eml``."""
-    renderer = NoticeRenderer()
-    facts = breach_facts(rt.settings, breach_id, detected_at or datetime.now(UTC))
-    with open_store(rt.settings) as store:
-        planned = plan_notices(store, breach_id)
-        rows = notice_rows(store, breach_id, ["planned"])
-        drafted: list[str] = []
-        without_email = 0
-        for ctx in contexts(rows.iter_rows(named=True), facts):
-            if ctx.email is None:
-                without_email += 1
-                continue
-            notice = renderer.render(ctx)
-            check_complete(notice, ctx)
-            write_eml(outbox, notice, to=ctx.email, sender=rt.settings.sender_email)
-            drafted.append(ctx.notice_id)
-        mark_notices(store, drafted, "drafted")
-    return DraftReport(
-        planned=planned, drafted=len(drafted), without_email=without_email, outbox=outbox
-    )
+    from flows.notify_steps import draft_to_outbox  # one send loop for drafting and sending
+
+    return draft_to_outbox(rt.settings, breach_id, outbox, detected_at=detected_at)
 
 
 def write_run_report(rt: Runtime, breach_id: str, path: Path) -> Path:

@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from core import crash
 from matching.identity import normalise
 from matching.keyed_hash import Pepper, hash_keys
 from matching.sql import Statement
@@ -24,6 +25,7 @@ __all__ = [
     "fail_artifact",
     "finish_artifact",
     "ingest_batches",
+    "record_refusal",
     "record_table",
 ]
 
@@ -260,6 +262,7 @@ def ingest_batches(
                 _INSERT_BATCH,
                 {"no": artifact_no, "table_no": table_no, "key_id": pepper.key_id},
             )
+        crash.point("ingest-mid-batch-commit")  # between two batch transactions
         rows += batch.height
         keys += key_frame.height
         values_rejected += reject_frame.height
@@ -311,6 +314,32 @@ def finish_artifact(
             "now": datetime.now(UTC),
         },
     )
+
+
+def record_refusal(
+    store: Store, breach_id: str, source: str, inner_path: str | None, reason: str
+) -> int:
+    """Keep something acquisition refused (a hostile archive member, an unreadable archive...):
+    a failed artifact with no content (sha256 '', size 0) and its reason in the rejects."""
+    with store.transaction():
+        number = int(
+            store.scalar(
+                _NEW_ARTIFACT,
+                {
+                    "breach_id": breach_id,
+                    "sha256": "",
+                    "source": source,
+                    "inner_path": inner_path,
+                    "size": 0,
+                    "media_type": "application/octet-stream",
+                    "acquired_at": datetime.now(UTC),
+                    "telegram": None,
+                },
+            )
+        )
+        store.run(_FAIL, {"no": number, "error": reason, "parser": None, "now": datetime.now(UTC)})
+        store.run(_FAILED_REJECT, {"no": number, "error": reason})
+    return number
 
 
 def fail_artifact(store: Store, artifact_no: int, *, error: str, parser: str | None) -> None:

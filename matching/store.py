@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -51,6 +53,9 @@ class Store:
         self.path = path
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd: int | None = None
+        if not read_only:
+            self._lock_fd = self._take_writer_lock(path)
         config: dict[str, Any] = {"memory_limit": memory_limit}
         if threads:
             config["threads"] = threads
@@ -60,6 +65,7 @@ class Store:
         try:
             self.con = duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
+            self._release_writer_lock()
             if _LOCK_MESSAGE.search(str(exc)):
                 raise StoreBusyError(
                     f"the store {path} is in use by another leakwatch process; "
@@ -123,6 +129,28 @@ class Store:
 
     def close(self) -> None:
         self.con.close()
+        self._release_writer_lock()
+
+    # DuckDB 2.0 releases the file's lock before it is done with the write-ahead log when a
+    # writer closes: a second writer opening in that moment fails on its first commit. Our own
+    # lock file, held from before opening until closing has returned, closes that window.
+    @staticmethod
+    def _take_writer_lock(path: Path) -> int:
+        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreBusyError(
+                f"the store {path} is in use by another leakwatch process; "
+                "wait for it to finish (one writer at a time)"
+            ) from None
+        return fd
+
+    def _release_writer_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
 
     def __enter__(self) -> Store:
         return self

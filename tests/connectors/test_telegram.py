@@ -173,3 +173,12 @@ def test_an_export_is_ingested_and_matched_exactly(tmp_path: Path, leakwatch_env
         .sort("customer_id")
         .equals(leak.truth.select(columns).sort("customer_id"))
     )
+
+
+def test_timestamps_no_calendar_holds_keep_the_written_date() -> None:
+    """Found by fuzzing: a huge date_unixtime raised OverflowError out of the parser."""
+    from connectors.telegram import _utc
+
+    assert _utc("99999999999999999", "2024-10-17T09:30:00") == "2024-10-17T09:30:00"
+    assert _utc("-99999999999999", None) is None
+    assert _utc("1729150200", None) == "2024-10-17T07:30:00+00:00"
