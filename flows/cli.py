@@ -16,9 +16,20 @@ from typing import Annotated
 import typer
 
 from core.errors import ConfigError, LeakwatchError
-from flows.cli_base import BreachOpt, app, console, customers_app, notify_app, out
+
+# Importing a command module registers its commands on the app.
+from flows import (  # noqa: F401
+    cli_breach,
+    cli_evidence,
+    cli_notify,
+    cli_pepper,
+    cli_report,
+    cli_store,
+)
+from flows.cli_base import BreachOpt, app, console, customers_app, out
 from flows.cli_base import runtime as _runtime
 from flows.cli_base import settings as _settings
+from flows.cli_report import EncryptToOpt
 
 __all__ = ["app", "main"]
 
@@ -50,6 +61,10 @@ def ingest(
         list[str] | None,
         typer.Option("--map", help="COLUMN=KIND, e.g. --map col3=phone or --map notes=ignore."),
     ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option("--password", help="Password of encrypted archives (zip, 7z)."),
+    ] = None,
 ) -> None:
     """Acquire, parse, normalise and hash leaked files into a breach."""
     from connectors import parse_overrides
@@ -59,7 +74,7 @@ def ingest(
     rt = _runtime()
     failed = False
     for source in sources:
-        report = steps.ingest_source(rt, source, breach, overrides)
+        report = steps.ingest_source(rt, source, breach, overrides, password=password)
         out.print(
             f"{source}: {report.artifacts} file(s) ingested, {report.skipped_known} already known, "
             f"{report.rows_read} rows read, {report.rows_rejected} rows refused, "
@@ -88,45 +103,25 @@ def exposures(
     output: Annotated[
         Path | None, typer.Option(help="File to write (default exposures.FORMAT).")
     ] = None,
+    encrypt_to: EncryptToOpt = None,
 ) -> None:
     """Export one row per exposed customer: customer_id, matched_on, categories, risk."""
     from flows import steps
+    from flows.handover import hand_over_written
 
     if format_ not in ("csv", "json", "parquet"):
         raise typer.BadParameter("choose csv, json or parquet", param_hint="--format")
-    path = output or Path(f"exposures.{format_}")
-    n = steps.export_exposures(_runtime(), breach, path, format_)  # type: ignore[arg-type]
-    out.print(f"{n} exposed customers written to {path}")
-
-
-@notify_app.command("customers")
-def notify_customers(
-    breach: BreachOpt,
-    outbox: Annotated[Path, typer.Option(help="Folder for drafted .eml notices.")] = Path("outbox"),
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Draft only (the default without a SendGrid key).")
-    ] = False,
-) -> None:
-    """Plan a notice per exposed customer and draft each into the outbox."""
-    from flows import steps
-
-    report = steps.draft_notices(_runtime(), breach, outbox)
-    out.print(
-        f"{report.planned} notices planned, {report.drafted} drafted into {outbox}, "
-        f"{report.without_email} customers without e-mail (fallback channel: post)"
+    rt = _runtime()
+    counted: list[int] = []
+    path = hand_over_written(
+        rt.settings,
+        output or Path(f"exposures.{format_}"),
+        encrypt_to or [],
+        lambda target: counted.append(
+            steps.export_exposures(rt, breach, target, format_)  # type: ignore[arg-type]
+        ),
     )
-
-
-@app.command()
-def report(
-    breach: BreachOpt,
-    output: Annotated[Path, typer.Option(help="Folder for report.html.")] = Path("."),
-) -> None:
-    """Write the DPO's run report (counts only)."""
-    from flows import steps
-
-    path = steps.write_run_report(_runtime(), breach, output / "report.html")
-    out.print(f"report written to {path}")
+    out.print(f"{counted[0]} exposed customers written to {path}")
 
 
 @app.command()
@@ -165,11 +160,24 @@ def demo(
     customers: Annotated[int, typer.Option(help="Synthetic customers.")] = 30_000,
     leaked_rows: Annotated[int, typer.Option(help="Synthetic leaked rows.")] = 20_000,
     seed: int = 2024,
+    fake_sendgrid: Annotated[
+        bool,
+        typer.Option(
+            "--fake-sendgrid", help="Also send the notices to a fake SendGrid on loopback."
+        ),
+    ] = False,
 ) -> None:
     """Synthesise an operator and a messy leak, then run the whole breach response on them."""
     from flows.demo import run_demo
 
-    run_demo(output, n_customers=customers, n_leaked=leaked_rows, seed=seed, console=out)
+    run_demo(
+        output,
+        n_customers=customers,
+        n_leaked=leaked_rows,
+        seed=seed,
+        console=out,
+        fake_sendgrid=fake_sendgrid,
+    )
 
 
 def main() -> None:

@@ -30,8 +30,12 @@ def test_demo_produces_exact_results(
     text = buffer.getvalue()
     exposures = pl.read_csv(output / "exposures.csv", infer_schema=False)
     assert exposures.height > 0
-    assert f"{exposures.height:,} of {exposures.height:,} exposed customers found" in text
-    assert "0 missed, 0 wrongly flagged" in text
+    assert f"{exposures.height:,} of {exposures.height:,} exposed customers found" in " ".join(
+        text.split()
+    )
+    assert "0 missed, 0 wrongly flagged" in " ".join(text.split())
+    assert (output / "dossier" / "dossier.json").exists()
+    assert (output / "evidence" / "manifest.json.asc").exists()
     assert (output / "report.html").stat().st_size > 1_000
     emails = len(list((output / "outbox").glob("*.eml")))
     assert 0 < emails <= exposures.height
