@@ -125,6 +125,9 @@ def _env(run: Path, pepper: str) -> dict[str, str]:
         LEAKWATCH_WORK_DIR=str(run / "work"),
         LEAKWATCH_PEPPER=pepper,
         LEAKWATCH_PEPPER_KEY_ID="bench",
+        # A snapshot copies the whole store before each step: an operational safeguard the
+        # operator may turn off, measured apart from the pipeline (README, bench table).
+        LEAKWATCH_SNAPSHOT_KEEP=os.environ.get("LEAKWATCH_SNAPSHOT_KEEP", "0"),
     )
     return env
 

@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     batch_rows: int = Field(default=250_000, ge=1_000)
     default_region: str = "FR"
     duckdb_threads: int | None = None
-    duckdb_memory_limit: str = "4GB"
+    # DuckDB's share of the 3 GiB a national-size run may use: the process around it (polars
+    # batches, the interpreter) peaks near 0.9 GB; DuckDB spills to work_dir past this.
+    duckdb_memory_limit: str = "2GB"
     shards: int = Field(default=1, ge=1, le=256)
     # One writer: a second process waits this long for the store, then stops (StoreBusyError).
     store_wait_s: float = Field(default=60.0, ge=0)

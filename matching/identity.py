@@ -45,10 +45,28 @@ def normalise(kind: KeyKind, values: pl.Series, default_region: str = "FR") -> p
     from matching.ibans import normalise_ibans
     from matching.phones import normalise_phones
 
+    values = values.cast(pl.String)
+    present = values.is_not_null()
+    # Leaked columns are often mostly empty, and every normaliser maps null to (null, null):
+    # only the present values are normalised, then put back in place.
+    dense = present.all()
+    subset = values if dense else values.filter(present)
     match kind:
         case KeyKind.PHONE:
-            return normalise_phones(values, default_region)
+            result = normalise_phones(subset, default_region)
         case KeyKind.IBAN:
-            return normalise_ibans(values)
+            result = normalise_ibans(subset)
         case KeyKind.EMAIL:
-            return normalise_emails(values)
+            result = normalise_emails(subset)
+    if dense:
+        return result
+    rows = present.arg_true()
+    # scatter writes in place: one fresh all-null column each
+    return pl.DataFrame(
+        {
+            name: pl.repeat(None, values.len(), dtype=pl.String, eager=True).scatter(
+                rows, result.get_column(name)
+            )
+            for name in ("canonical", "reason")
+        }
+    )

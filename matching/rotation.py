@@ -42,7 +42,8 @@ _BREACHES = Statement(
 _KEY_IDS = Statement(
     "key ids in use",
     """
-    SELECT key_id FROM customer_keys UNION SELECT key_id FROM leak_keys
+    SELECT key_id FROM customer_keys
+    UNION SELECT a.key_id FROM artifacts a SEMI JOIN leak_keys k USING (artifact_no)
     UNION SELECT key_id FROM customers ORDER BY 1
     """,
 )
@@ -120,7 +121,8 @@ _SWAP = Statement(
         SEMI JOIN customers c ON c.customer_id = k.customer_id;
     DELETE FROM leak_keys;
     INSERT INTO leak_keys
-        SELECT artifact_no, table_no, row, kind, key, categories, $key_id FROM rot_leak_keys;
+        SELECT artifact_no, table_no, row, kind, key, categories FROM rot_leak_keys;
+    UPDATE artifacts SET key_id = $key_id WHERE key_id IS NOT NULL;
     DROP TABLE rot_customers;
     DROP TABLE rot_customer_keys;
     DROP TABLE rot_leak_keys;

@@ -46,7 +46,7 @@ class Store:
         path: Path,
         *,
         threads: int | None = None,
-        memory_limit: str = "4GB",
+        memory_limit: str = "2GB",
         temp_dir: Path | None = None,
         read_only: bool = False,
     ) -> None:

@@ -18,7 +18,7 @@ _ARTIFACTS = """
 """
 _LEAK_KEYS = """
     SELECT a.sha256, coalesce(a.inner_path, ''), k.table_no, k.row, k.kind::VARCHAR, k.key,
-           k.categories, k.key_id
+           k.categories, a.key_id
     FROM leak_keys k JOIN artifacts a USING (artifact_no) ORDER BY ALL
 """
 _EXPOSURES = """

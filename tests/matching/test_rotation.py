@@ -35,7 +35,8 @@ def _key_ids(store: Path) -> set[str]:
     con = duckdb.connect(str(store), read_only=True)
     try:
         rows = con.execute(
-            "SELECT key_id FROM customer_keys UNION SELECT key_id FROM leak_keys "
+            "SELECT key_id FROM customer_keys UNION SELECT a.key_id FROM artifacts a "
+            "SEMI JOIN leak_keys k USING (artifact_no) "
             "UNION SELECT key_id FROM customers"
         ).fetchall()
         return {r[0] for r in rows}
