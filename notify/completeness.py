@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 from markupsafe import escape
 
 from core.errors import TerminalError
 from notify.render import (
+    NoticePlan,
+    NoticeShape,
     RenderedNotice,
+    Wording,
+    fill_spans,
     notice_plan,
     safe_iban_hint,
     safe_phone_hint,
@@ -140,18 +145,10 @@ def _without(haystack: str, allowed: Iterable[str]) -> str:
     return haystack
 
 
-def missing_elements(notice: RenderedNotice, ctx: NoticeContext) -> list[str]:
-    """The elements (:data:`ELEMENTS`) and checks (:data:`CHECKS`) this notice fails, in order.
-
-    Each element's heading and words must appear, in the notice's section order, in the plain
-    text and (escaped, after its ``data-lw`` marker) in the HTML.
-    """
-    w = wording(notice.language)
-    plan = notice_plan(ctx.categories, ctx.matched_on)
+def _needles(w: Wording, plan: NoticePlan, ctx: NoticeContext, en: bool) -> dict[str, list[str]]:
     breach = ctx.breach
-    en = notice.language == "en"
     h = w.headings
-    needles: dict[str, list[str]] = {
+    return {
         "what_happened": [h["what_happened"], breach.summary_en if en else breach.summary_fr],
         "your_data": [h["your_data"], *(w.labels[c] for c in plan.categories)],
         "consequences": [
@@ -172,6 +169,11 @@ def missing_elements(notice: RenderedNotice, ctx: NoticeContext) -> list[str]:
             *([w.iban_last4] if plan.has_iban else []),
         ],
     }
+
+
+def _element_failures(notice: RenderedNotice, ctx: NoticeContext, plan: NoticePlan) -> list[str]:
+    """The sections (in order, both formats) and the SEPA deadlines: shape-level facts."""
+    needles = _needles(wording(notice.language), plan, ctx, notice.language == "en")
     # Sections in the notice's order: one forward pass over each format, not one per needle.
     failed: list[str] = []
     text_pos = html_pos = 0
@@ -183,33 +185,208 @@ def missing_elements(notice: RenderedNotice, ctx: NoticeContext) -> list[str]:
             failed.append(element)
         text_pos = max(text_pos, in_text)
         html_pos = max(html_pos, in_html)
-
     if plan.has_iban and not _has_all(notice, _SEPA_DEADLINES[notice.language]):
         failed.append("sepa_deadlines")
-    iban_hint = safe_iban_hint(ctx.iban_hint) if plan.has_iban else None
-    if iban_hint and not _has_all(notice, [iban_hint]):
-        failed.append("iban_hint")
-    phone_hint = safe_phone_hint(ctx.phone_hint) if Category.PHONE in plan.categories else None
-    if phone_hint and not _has_all(notice, [phone_hint]):
-        failed.append("phone_hint")
+    return failed
 
-    # Operator-written text may hold a support number, an address or a URL; nothing else may.
-    allowed = [
+
+def _expected_hints(ctx: NoticeContext, plan: NoticePlan) -> dict[str, str]:
+    hints: dict[str, str] = {}
+    if plan.has_iban and (iban := safe_iban_hint(ctx.iban_hint)):
+        hints["iban_hint"] = iban
+    if Category.PHONE in plan.categories and (phone := safe_phone_hint(ctx.phone_hint)):
+        hints["phone_hint"] = phone
+    return hints
+
+
+def _allowed(language: str, ctx: NoticeContext) -> list[str]:
+    """Operator-written text may hold a support number, an address or a URL; nothing else may."""
+    breach = ctx.breach
+    en = language == "en"
+    return [
         breach.operator_name,
         breach.summary_en if en else breach.summary_fr,
         breach.measures_en if en else breach.measures_fr,
         breach.dpo_contact,
         breach.support_contact,
         breach.sender_email,
-        notice.notice_id,
     ]
-    text = _without(notice.text, allowed)
-    html = _without(notice.html, [_html(a) for a in allowed])
-    if _shows_identifier(text) or _shows_identifier(html) or _shows_identifier(notice.subject):
+
+
+def _safety_failures(text: str, html: str, subject: str, allowed: Sequence[str]) -> list[str]:
+    failed: list[str] = []
+    text = _without(text, allowed)
+    html = _without(html, [_html(a) for a in allowed])
+    if _shows_identifier(text) or _shows_identifier(html) or _shows_identifier(subject):
         failed.append("no_full_identifier")
     if _has_link(text) or _has_active_html(html):
         failed.append("no_link")
     return failed
+
+
+def _full_check(notice: RenderedNotice, ctx: NoticeContext) -> list[str]:
+    plan = notice_plan(ctx.categories, ctx.matched_on)
+    failed = _element_failures(notice, ctx, plan)
+    for slot, hint in _expected_hints(ctx, plan).items():
+        if not _has_all(notice, [hint]):
+            failed.append(slot)
+    allowed = [*_allowed(notice.language, ctx), notice.notice_id]
+    failed += _safety_failures(notice.text, notice.html, notice.subject, allowed)
+    return failed
+
+
+# --- The per-shape fast path -------------------------------------------------------------
+# A notice the renderer built is its shape's words with the customer's values in the slots.
+# The shape is checked once, with a neutral character in each slot (the reference slot gets
+# the space the full check turns the notice id into); each notice then only proves it is that
+# shape filled, and checks its values where they sit: the hints are the expected ones, and no
+# identifier, link or operator text reaches into or across a slot (a window around each one).
+# Anything unusual answers "not proven" and the notice gets the full check: the fast path can
+# only ever skip work, never accept what the full check would refuse.
+_NEUTRAL = "\ue000"  # sketches as "other", matches no needle, no mark, no tag
+_WINDOW = 64  # beyond the reach of a match that starts in a literal the shape check passed
+_REFERENCE = re.compile(r"[A-Za-z0-9_-]{16,128}")  # no dot: the notice's own full stops stay apart
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_VERDICTS_MAX = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    ok: bool
+    plan: NoticePlan
+    allowed: tuple[str, ...] = ()
+    allowed_html: tuple[str, ...] = ()
+    reach: int = 0
+    text_slots: frozenset[str] = frozenset()
+    html_slots: frozenset[str] = frozenset()
+
+
+_verdicts: dict[tuple[object, ...], _Verdict] = {}
+
+
+def _specimen(parts: Sequence[str]) -> str:
+    return "".join(
+        p if i % 2 == 0 else (" " if p == "reference" else _NEUTRAL) for i, p in enumerate(parts)
+    )
+
+
+def _reference_isolated(parts: Sequence[str]) -> bool:
+    """No notice-id character touches a reference slot, so no id occurrence can straddle it."""
+    for i in range(1, len(parts), 2):
+        if parts[i] != "reference":
+            continue
+        before, after = parts[i - 1], parts[i + 1] if i + 1 < len(parts) else ""
+        if (before and before[-1] in _ID_CHARS) or (after and after[0] in _ID_CHARS):
+            return False
+    return True
+
+
+def _slots_in_text_content(html_parts: Sequence[str]) -> bool:
+    """Every HTML slot sits between tags, never inside one (values are escaped: no ``<``)."""
+    doc = ""
+    for i, part in enumerate(html_parts):
+        if i % 2 == 1 and doc.rfind("<") > doc.rfind(">"):
+            return False
+        doc = part if i % 2 == 0 else doc
+    return True
+
+
+def _verdict(notice: RenderedNotice, ctx: NoticeContext, shape: NoticeShape) -> _Verdict:
+    plan = notice_plan(ctx.categories, ctx.matched_on)
+    key = (shape.text, shape.html, notice.language, notice.subject, plan, ctx.breach)
+    found = _verdicts.get(key)
+    if found is not None:
+        return found
+    allowed = _allowed(notice.language, ctx)
+    specimen = RenderedNotice(
+        notice.notice_id, notice.language, notice.subject,
+        _specimen(shape.text), _specimen(shape.html),
+    )  # fmt: skip
+    ok = (
+        not _element_failures(specimen, ctx, plan)
+        and not _safety_failures(specimen.text, specimen.html, specimen.subject, allowed)
+        and _reference_isolated(shape.text)
+        and _reference_isolated(shape.html)
+        and _slots_in_text_content(shape.html)
+        and not any(_NEUTRAL in a for a in allowed)
+    )
+    verdict = _Verdict(
+        ok=ok,
+        plan=plan,
+        allowed=tuple(a for a in allowed if a),
+        allowed_html=tuple(_html(a) for a in allowed if a),
+        reach=max((len(_html(a)) for a in allowed), default=0),
+        text_slots=frozenset(shape.text[1::2]),
+        html_slots=frozenset(shape.html[1::2]),
+    )
+    if len(_verdicts) >= _VERDICTS_MAX:
+        _verdicts.clear()
+    _verdicts[key] = verdict
+    return verdict
+
+
+def _window_clean(
+    doc: str, start: int, end: int, allowed: tuple[str, ...], reach: int, html: bool
+) -> bool:
+    """No operator text within reach of the slot, no identifier or link in or across it.
+
+    One window serves both: wider than either needs, it can only answer "not proven" more.
+    """
+    margin = max(reach, _WINDOW)
+    return _clean(doc[max(0, start - margin) : end + margin], allowed, html)
+
+
+# Hints and names repeat across customers: the same window is judged once.
+@lru_cache(maxsize=65536)
+def _clean(window: str, allowed: tuple[str, ...], html: bool) -> bool:
+    if any(a in window for a in allowed):
+        return False
+    if _shows_identifier(window):
+        return False
+    return not (_has_active_html(window) if html else _has_link(window))
+
+
+def _fast_complete(notice: RenderedNotice, ctx: NoticeContext) -> bool:
+    """True only when the notice is provably its checked shape filled with safe values."""
+    shape, fills = notice.shape, notice.fills
+    if shape is None or fills is None:
+        return False
+    verdict = _verdict(notice, ctx, shape)
+    if not verdict.ok:
+        return False
+    for slot, hint in _expected_hints(ctx, verdict.plan).items():
+        if fills.get(slot) != hint or slot not in verdict.text_slots:
+            return False
+        if slot not in verdict.html_slots:
+            return False
+    notice_id = notice.notice_id
+    if not _REFERENCE.fullmatch(notice_id) or fills.get("reference", notice_id) != notice_id:
+        return False
+    for doc, parts, escaped, allowed in (
+        (notice.text, shape.text, False, verdict.allowed),
+        (notice.html, shape.html, True, verdict.allowed_html),
+    ):
+        spans = fill_spans(doc, parts, fills, escaped)
+        if spans is None or doc.count(notice_id) != parts[1::2].count("reference"):
+            return False
+        for slot, start, end in spans:
+            if slot != "reference" and not _window_clean(
+                doc, start, end, allowed, verdict.reach, escaped
+            ):
+                return False
+    return True
+
+
+def missing_elements(notice: RenderedNotice, ctx: NoticeContext) -> list[str]:
+    """The elements (:data:`ELEMENTS`) and checks (:data:`CHECKS`) this notice fails, in order.
+
+    Each element's heading and words must appear, in the notice's section order, in the plain
+    text and (escaped, after its ``data-lw`` marker) in the HTML. A notice the renderer built
+    is checked once per shape plus its customer's values; any other in full.
+    """
+    if _fast_complete(notice, ctx):
+        return []
+    return _full_check(notice, ctx)
 
 
 def check_complete(notice: RenderedNotice, ctx: NoticeContext) -> None:

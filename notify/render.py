@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any
@@ -21,9 +22,11 @@ __all__ = [
     "LANGUAGES",
     "NoticePlan",
     "NoticeRenderer",
+    "NoticeShape",
     "RenderedNotice",
     "Wording",
     "build_environment",
+    "fill_spans",
     "language_of",
     "notice_plan",
     "safe_iban_hint",
@@ -85,15 +88,66 @@ _IBAN_SHAPE = re.compile(r"[A-Za-z]{2}\d{2}[A-Za-z0-9]{8,30}")
 _NAME_MAX = 80
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class NoticeShape:
+    """The words shared by every notice of one shape; even indexes literal, odd ones slot names.
+
+    Checks and writers key their own per-shape work on it (by identity: one object per shape).
+    """
+
+    key: tuple[Any, ...]
+    text: tuple[str, ...]
+    html: tuple[str, ...]
+
+
+def fill_spans(
+    doc: str, parts: tuple[str, ...], fills: Mapping[str, str], escaped: bool
+) -> list[tuple[str, int, int]] | None:
+    """Where each slot's value sits if ``doc`` is exactly ``parts`` filled, else None.
+
+    ``escaped``: the values as the HTML carries them. A proof, not a parse: C-speed compares.
+    """
+    spans: list[tuple[str, int, int]] = []
+    pos = 0
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            if not doc.startswith(part, pos):
+                return None
+            pos += len(part)
+            continue
+        value = fills.get(part)
+        if value is None:
+            return None
+        if escaped:
+            value = _escaped(value)
+        if not doc.startswith(value, pos):
+            return None
+        spans.append((part, pos, pos + len(value)))
+        pos += len(value)
+    return spans if pos == len(doc) else None
+
+
+@lru_cache(maxsize=4096)
+def _escaped(value: str) -> str:
+    return str(escape(value))
+
+
 @dataclass(frozen=True)
 class RenderedNotice:
-    """One customer's notice, ready for a sender: subject, plain text and HTML."""
+    """One customer's notice, ready for a sender: subject, plain text and HTML.
+
+    ``shape`` and ``fills`` say how the renderer built it (the shape's words, the customer's
+    values, unescaped); checks use them only after proving ``text`` and ``html`` are exactly
+    that, so a notice altered afterwards is checked in full.
+    """
 
     notice_id: str
     language: str
     subject: str
     text: str
     html: str
+    shape: NoticeShape | None = field(default=None, compare=False, repr=False)
+    fills: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -302,7 +356,7 @@ class NoticeRenderer:
             lang: _wording_from(self._env.get_template(f"_wording.{lang}.j2").module, lang)
             for lang in LANGUAGES
         }
-        self._shapes: dict[tuple[Any, ...], tuple[list[str], list[str]]] = {}
+        self._shapes: dict[tuple[Any, ...], NoticeShape] = {}
 
     def _render_shape(
         self,
@@ -311,7 +365,7 @@ class NoticeRenderer:
         breach: BreachFacts,
         slots: frozenset[str],
         urgent: bool,
-    ) -> tuple[list[str], list[str]]:
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         en = language == "en"
         view = _View(
             name=_SLOTS["name"] if "name" in slots else None,
@@ -334,7 +388,7 @@ class NoticeRenderer:
         text = self._templates[language, "txt"].render(n=view)
         html = self._templates[language, "html"].render(n=view)
         # Even indexes are literal text, odd ones slot names.
-        return _SLOT.split(text), _SLOT.split(html)
+        return tuple(_SLOT.split(text)), tuple(_SLOT.split(html))
 
     def render(self, ctx: NoticeContext) -> RenderedNotice:
         language = language_of(ctx)
@@ -351,21 +405,23 @@ class NoticeRenderer:
         key = (language, plan, ctx.breach, slots, urgent)
         shape = self._shapes.get(key)
         if shape is None:
-            shape = self._render_shape(language, plan, ctx.breach, slots, urgent)
+            text_shape, html_shape = self._render_shape(language, plan, ctx.breach, slots, urgent)
+            shape = NoticeShape(key, text_shape, html_shape)
             if len(self._shapes) >= _SHAPES_MAX:
                 self._shapes.clear()
             self._shapes[key] = shape
-        text_parts, html_parts = shape
-        text = list(text_parts)
-        html = list(html_parts)
+        text = list(shape.text)
+        html = list(shape.html)
         for i in range(1, len(text), 2):
             text[i] = values[text[i]]
         for i in range(1, len(html), 2):
-            html[i] = str(escape(values[html[i]]))
+            html[i] = _escaped(values[html[i]])
         return RenderedNotice(
             notice_id=ctx.notice_id,
             language=language,
             subject=self._wording[language].subject,
             text="".join(text),
             html="".join(html),
+            shape=shape,
+            fills=values,
         )

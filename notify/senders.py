@@ -39,7 +39,7 @@ from urllib.error import URLError
 
 from core import crash
 from core.errors import ConfigError, TerminalError
-from notify.outbox import write_eml
+from notify.outbox import UnsafeHeaderError, write_emls
 from notify.render import RenderedNotice
 
 __all__ = [
@@ -118,13 +118,14 @@ class OutboxSender:
         self.sender_email = sender_email
 
     def send(self, batch: Sequence[OutgoingNotice]) -> SendResult:
+        """Write the whole batch, durable before returning: ``drafted`` is never premature."""
+        answers = write_emls(
+            self.outbox, [(item.notice, item.to) for item in batch], sender=self.sender_email
+        )
         outcomes: list[Outcome] = []
-        for item in batch:
-            try:
-                write_eml(self.outbox, item.notice, to=item.to, sender=self.sender_email)
-            except TerminalError as exc:
-                reason = getattr(exc, "reason", type(exc).__name__)
-                outcomes.append(Outcome(item.notice_id, "failed", reason=str(reason)))
+        for item, answer in zip(batch, answers, strict=True):
+            if isinstance(answer, UnsafeHeaderError):
+                outcomes.append(Outcome(item.notice_id, "failed", reason=answer.reason))
             else:
                 outcomes.append(Outcome(item.notice_id, "drafted"))
         return SendResult(tuple(outcomes))

@@ -195,3 +195,22 @@ def test_empty_notice_misses_everything() -> None:
     ctx = make_ctx()
     empty = RenderedNotice(ctx.notice_id, "fr", "", "", "")
     assert missing_elements(empty, ctx)[: len(ELEMENTS)] == list(ELEMENTS)
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_a_per_customer_defect_is_caught_on_the_shape_path(
+    renderer: NoticeRenderer, language: str
+) -> None:
+    """The shape was checked already; a defect in one customer's values is still refused."""
+    ctx = make_ctx(language)
+    assert missing_elements(renderer.render(ctx), ctx) == []  # shape now checked and cached
+    notice = renderer.render(ctx)
+    assert notice.shape is not None and notice.fills is not None
+    # A customer-filled gap holding a full phone number, built exactly as the renderer would.
+    fills = {**notice.fills, "name": "Marie 0612345678"}
+    text = "".join(p if i % 2 == 0 else fills[p] for i, p in enumerate(notice.shape.text))
+    leaked = replace(notice, text=text, fills=fills)
+    assert missing_elements(leaked, ctx) == ["no_full_identifier"]
+    # A hint that is not this customer's.
+    other = replace(ctx, iban_hint="FR•• •••• 9999")
+    assert "iban_hint" in missing_elements(notice, other)

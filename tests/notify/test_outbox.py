@@ -101,3 +101,56 @@ def test_subject_with_a_line_break_is_refused(tmp_path: Path) -> None:
     bad = RenderedNotice(NOTICE.notice_id, "fr", "Sujet\r\nBcc: x@evil.example", "t", "<p>h</p>")
     with pytest.raises(UnsafeHeaderError, match="Subject"):
         write_eml(tmp_path, bad, to=TO, sender=SENDER)
+
+
+def test_a_batch_is_written_whole_and_parses_like_the_email_package(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from notify.outbox import write_emls
+
+    when = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
+    second = replace(NOTICE, notice_id="b" * 32, text="Line\r\nwithout final break  ")
+    answers = write_emls(
+        tmp_path,
+        [(NOTICE, TO), (NOTICE, f"{TO}\nBcc: x@evil.example"), (second, "Marie <m@example.org>")],
+        sender=SENDER,
+        date=when,
+    )
+    assert isinstance(answers[1], UnsafeHeaderError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"{NOTICE.notice_id}.eml", f"{'b' * 32}.eml"]
+    )
+    fast, slow = parse(tmp_path / f"{NOTICE.notice_id}.eml"), parse(tmp_path / f"{'b' * 32}.eml")
+    for msg in (fast, slow):
+        assert msg.get_content_type() == "multipart/alternative"
+        assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+        assert msg["Subject"] == NOTICE.subject
+        assert msg["From"].addresses[0].display_name == "Opérateur Exemple"
+        assert msg["Date"].datetime == when
+    assert fast["To"] == TO and slow["To"] == "Marie <m@example.org>"
+    text = slow.get_body(("plain",))
+    assert text is not None and text.get_content() == "Line\nwithout final break  \n"
+
+
+def test_a_rendered_notice_round_trips_through_its_shape_skeleton(tmp_path: Path) -> None:
+    """Bodies built per shape decode to exactly the notice; an altered notice still does."""
+    from dataclasses import replace
+
+    from notify.render import NoticeRenderer
+    from tests.notify.test_completeness import make_ctx
+
+    renderer = NoticeRenderer()
+    for language in ("fr", "en"):
+        ctx = replace(make_ctx(language), first_name="Zoé  ", last_name="O'Hara <b>")
+        notice = renderer.render(ctx)
+        assert notice.shape is not None
+        altered = replace(notice, text=notice.text.replace("Zoé", "Zoe\t"))
+        for item in (notice, altered):
+            path = write_eml(tmp_path, item, to=TO, sender=SENDER)
+            msg = parse(path)
+            text, html = msg.get_body(("plain",)), msg.get_body(("html",))
+            assert text is not None and html is not None
+            assert text.get_content() == item.text
+            assert html.get_content() == item.html
+            raw = path.read_bytes()
+            assert raw.isascii() and max(len(line) for line in raw.splitlines()) <= 998
