@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # batches, the interpreter) peaks near 0.9 GB; DuckDB spills to work_dir past this.
     duckdb_memory_limit: str = "2GB"
     shards: int = Field(default=1, ge=1, le=256)
+    # The sharded match's Dask scheduler (tcp://host:8786); unset: a local cluster per run.
+    dask_address: str | None = None
     # One writer: a second process waits this long for the store, then stops (StoreBusyError).
     store_wait_s: float = Field(default=60.0, ge=0)
     # Snapshots of the store before each run that changes it; 0 disables them.

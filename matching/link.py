@@ -13,7 +13,7 @@ from matching.sql import Statement
 from matching.store import Store
 from schemas.vocab import KeyKind, categories_from_mask
 
-__all__ = ["LinkReport", "link"]
+__all__ = ["LinkReport", "link", "write_partials"]
 
 _KIND_BITS = {KeyKind.EMAIL: 1, KeyKind.IBAN: 2, KeyKind.PHONE: 4}
 
@@ -134,9 +134,23 @@ def link(store: Store, breach_id: str, *, shards: int = 1) -> LinkReport:
         for shard in range(shards):
             store.run(_LINK_SHARD, {"shards": shards, "shard": shard})
         store.run(_COMBINE)
+    exposed = _write_result(store, breach_id)
+    return LinkReport(breach_id=breach_id, exposed=exposed, shards=shards)
+
+
+def write_partials(store: Store, breach_id: str) -> int:
+    """Combine the partials in the temp table ``link_partial`` and replace the breach's exposures.
+
+    For callers that fill ``link_partial`` themselves (the sharded match); returns the count.
+    """
+    store.run(_COMBINE)
+    return _write_result(store, breach_id)
+
+
+def _write_result(store: Store, breach_id: str) -> int:
+    """Decide risk per shape of ``link_result`` and replace the breach's exposures in one go."""
     decisions = _decisions(store.frame(_COMBOS))
     with store.transaction(), store.registered("decisions", decisions):
         store.run(_WRITE, {"breach_id": breach_id, "now": datetime.now(UTC)})
         crash.point("match-mid-link")  # exposures replaced, not yet committed
-    exposed = int(store.scalar(_COUNT, {"breach_id": breach_id}))
-    return LinkReport(breach_id=breach_id, exposed=exposed, shards=shards)
+    return int(store.scalar(_COUNT, {"breach_id": breach_id}))

@@ -1,0 +1,65 @@
+"""The sharded match over Parquet files gives exactly the exposures of the one-store link."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from matching.link import link
+from matching.shards import combine, export_shards, link_shard
+from matching.store import Store
+
+_EXPOSURES = (
+    "SELECT customer_id, matched_on, categories, category_mask, risk, reasons, matched_rows "
+    "FROM exposures WHERE breach_id = 'b' ORDER BY customer_id"
+)
+
+
+def _small_breach(env: Path) -> None:
+    from flows import steps
+    from flows.context import runtime
+    from synthetic import make_customers, make_leak, write_delimited
+
+    customers = make_customers(800, seed=11)
+    leak = make_leak(customers, 800, overlap=0.4, seed=12)
+    customers.write_csv(env / "customers.csv")
+    # the same rows twice in two files: rows matched through several keys and artifacts
+    write_delimited(leak.frame, env / "a.csv", delimiter=";")
+    write_delimited(leak.frame.head(300), env / "b.csv", delimiter=",")
+    rt = runtime()
+    steps.load_customer_file(rt, env / "customers.csv")
+    steps.ingest_source(rt, str(env / "a.csv"), "b")
+    steps.ingest_source(rt, str(env / "b.csv"), "b")
+
+
+def _frame(store: Store) -> pl.DataFrame:
+    return store.con.sql(_EXPOSURES).pl()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shards", [1, 5])
+def test_files_equal_link(leakwatch_env: Path, shards: int) -> None:
+    from flows.context import open_store, runtime
+
+    _small_breach(leakwatch_env)
+    folder = leakwatch_env / "shards"
+    with open_store(runtime().settings) as store:
+        link(store, "b")
+        expected = _frame(store)
+        paths = export_shards(store, "b", folder, shards)
+        partials = [link_shard(p, folder / f"partial-{p.shard}.parquet") for p in paths]
+        report = combine(store, "b", partials)
+        got = _frame(store)
+    assert expected.height > 150
+    assert expected["matched_rows"].max() > 1
+    assert report.exposed == expected.height
+    assert report.shards == shards
+    assert got.equals(expected)
+    assert sorted(f.name for f in folder.iterdir() if f.suffix != ".parquet") == []
+
+
+def test_shard_count_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="shards"):
+        export_shards(None, "b", tmp_path, 0)  # type: ignore[arg-type]
