@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-__all__ = ["ROW", "Artifact", "RowReject", "Table"]
+__all__ = ["ROW", "Artifact", "RowReject", "Table", "record_batches"]
 
 # Every parsed batch carries this UInt64 column: the 1-based number of the data record in its
 # table (a header line is not counted). Errors and rejects cite it as "row N".
@@ -65,3 +65,27 @@ class Table:
 
     def batches(self) -> Iterator[pl.DataFrame]:
         return self.produce(self)
+
+
+def record_batches(
+    table: Table, records: Iterable[tuple[int, Sequence[str | None]]], batch_rows: int
+) -> Iterator[pl.DataFrame]:
+    """Bounded batches of ``(row number, values in column order)`` records; counts rows read."""
+    numbers: list[int] = []
+    rows: list[Sequence[str | None]] = []
+    for number, values in records:
+        numbers.append(number)
+        rows.append(values)
+        if len(rows) >= batch_rows:
+            yield _frame(table, numbers, rows)
+            numbers, rows = [], []
+    if rows:
+        yield _frame(table, numbers, rows)
+
+
+def _frame(table: Table, numbers: list[int], rows: list[Sequence[str | None]]) -> pl.DataFrame:
+    data = {ROW: pl.Series(ROW, numbers, dtype=pl.UInt64)}
+    for i, column in enumerate(table.columns):
+        data[column] = pl.Series(column, [r[i] for r in rows], dtype=pl.String)
+    table.rows_read += len(numbers)
+    return pl.DataFrame(data)

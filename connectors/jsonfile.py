@@ -9,7 +9,7 @@ from typing import Any, Literal, TextIO
 
 import polars as pl
 
-from connectors.base import ROW, RowReject, Table
+from connectors.base import RowReject, Table, record_batches
 from core.errors import InputError
 
 __all__ = ["MAX_COLUMNS", "flatten", "read_json"]
@@ -237,30 +237,14 @@ def read_json(
     columns = list(seen)
 
     def produce(table: Table) -> Iterator[pl.DataFrame]:
-        rows: list[int] = []
-        recs: list[dict[str, str | None]] = []
+        def records() -> Iterator[tuple[int, list[str | None]]]:
+            for row, rec, reason in _records(path, encoding, shape, display):
+                if rec is None:
+                    table.rejects.append(RowReject(row=row, reason=reason or "invalid record"))
+                    continue
+                yield row, [rec.get(c) for c in columns]
 
-        def frame() -> pl.DataFrame:
-            data: dict[str, pl.Series] = {ROW: pl.Series(ROW, rows, dtype=pl.UInt64)}
-            for c in columns:
-                data[c] = pl.Series(c, [r.get(c) for r in recs], dtype=pl.String)
-            return pl.DataFrame(data)
-
-        for row, rec, reason in _records(path, encoding, shape, display):
-            if rec is None:
-                table.rejects.append(RowReject(row=row, reason=reason or "invalid record"))
-                continue
-            rows.append(row)
-            recs.append(rec)
-            if len(rows) >= batch_rows:
-                out = frame()
-                table.rows_read += out.height
-                yield out
-                rows, recs = [], []
-        if rows:
-            out = frame()
-            table.rows_read += out.height
-            yield out
+        yield from record_batches(table, records(), batch_rows)
 
     return Table(
         name=name,

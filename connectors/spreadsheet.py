@@ -21,7 +21,7 @@ from typing import Literal
 import polars as pl
 from python_calamine import CalamineError, CalamineWorkbook
 
-from connectors.base import ROW, Artifact, RowReject, Table
+from connectors.base import Artifact, RowReject, Table, record_batches
 from connectors.delimited import _looks_like_header, clean_names
 from core.errors import InputError
 
@@ -171,44 +171,28 @@ def _sheet_table(
 
     def produce(table: Table) -> Iterator[pl.DataFrame]:
         n = len(columns)
-        row_no = 0
-        numbers: list[int] = []
-        records: list[list[str | None]] = []
-
-        def frame() -> pl.DataFrame:
-            data: dict[str, pl.Series] = {ROW: pl.Series(ROW, numbers, dtype=pl.UInt64)}
-            for i, c in enumerate(columns):
-                data[c] = pl.Series(c, [r[i] for r in records], dtype=pl.String)
-            return pl.DataFrame(data)
 
         def remaining() -> Iterator[list[str | None]]:
             yield from data_head
             for raw in rows:
                 yield [_text(c) for c in raw]
 
-        for values in remaining():
-            if not any(values):
-                continue  # empty spreadsheet rows are layout, not records
-            row_no += 1
-            if len(values) > n:
-                extra = values[n:]
-                if any(extra):
-                    table.rejects.append(
-                        RowReject(row=row_no, reason=f"expected {n} cells, found more")
-                    )
-                    continue
-                values = values[:n]
-            numbers.append(row_no)
-            records.append(values + [None] * (n - len(values)))
-            if len(records) >= batch_rows:
-                out = frame()
-                table.rows_read += out.height
-                yield out
-                numbers, records = [], []
-        if records:
-            out = frame()
-            table.rows_read += out.height
-            yield out
+        def records() -> Iterator[tuple[int, list[str | None]]]:
+            row_no = 0
+            for values in remaining():
+                if not any(values):
+                    continue  # empty spreadsheet rows are layout, not records
+                row_no += 1
+                if len(values) > n:
+                    if any(values[n:]):
+                        table.rejects.append(
+                            RowReject(row=row_no, reason=f"expected {n} cells, found more")
+                        )
+                        continue
+                    values = values[:n]
+                yield row_no, values + [None] * (n - len(values))
+
+        yield from record_batches(table, records(), batch_rows)
 
     return Table(
         name=name,
