@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
-.PHONY: install gpg demo test lint bench fuzz reliability clean
+.PHONY: install lock gpg demo test lint bench fuzz reliability clean
 
 install: $(STAMP)
 
@@ -20,6 +20,17 @@ $(STAMP): requirements.lock pyproject.toml setup.py matching/_hmac.c
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# One resolution (uv.lock), exported for pip: requirements.lock (runtime + dev, what `make`
+# installs), requirements.txt (runtime only, for Prefect workers) and pylock.toml (PEP 751).
+UV_VERSION := 0.13.9
+lock:
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet uv==$(UV_VERSION)
+	.venv-lock/bin/uv lock --python 3.11
+	.venv-lock/bin/uv export --frozen --all-extras --no-emit-project --no-hashes --format requirements-txt -o requirements.lock
+	.venv-lock/bin/uv export --frozen --no-emit-project --no-hashes --format requirements-txt -o requirements.txt
+	.venv-lock/bin/uv export --frozen --no-emit-project --format pylock.toml -o pylock.toml
 
 demo: $(STAMP)
 	$(BIN)/leakwatch demo
@@ -46,4 +57,4 @@ reliability: $(STAMP)
 	$(BIN)/python -m reliability --fuzz-seconds $(FUZZ_SECONDS)
 
 clean:
-	rm -rf $(VENV) demo-output .leakwatch .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-lock demo-output .leakwatch .pytest_cache .mypy_cache .ruff_cache
