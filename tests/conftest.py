@@ -8,7 +8,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,3 +33,28 @@ def leakwatch_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LEAKWATCH_PEPPER", Pepper.generate().to_text())
     monkeypatch.setenv("LEAKWATCH_BATCH_ROWS", "1000")
     return tmp_path
+
+
+@pytest.fixture
+def two_file_breach(leakwatch_env: Path) -> Callable[..., None]:
+    """Build breach "b": a customer base and its leak twice, in two files of different shapes.
+
+    The same rows in two artifacts give customers matched through several keys and rows.
+    """
+
+    def build(customers: int = 800, repeated: int = 300, seed: int = 11) -> None:
+        from flows import steps
+        from flows.context import runtime
+        from synthetic import make_customers, make_leak, write_delimited
+
+        base = make_customers(customers, seed=seed)
+        leak = make_leak(base, customers, overlap=0.4, seed=seed + 1)
+        base.write_csv(leakwatch_env / "customers.csv")
+        write_delimited(leak.frame, leakwatch_env / "a.csv", delimiter=";")
+        write_delimited(leak.frame.head(repeated), leakwatch_env / "b.csv", delimiter=",")
+        rt = runtime()
+        steps.load_customer_file(rt, leakwatch_env / "customers.csv")
+        steps.ingest_source(rt, str(leakwatch_env / "a.csv"), "b")
+        steps.ingest_source(rt, str(leakwatch_env / "b.csv"), "b")
+
+    return build

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -12,22 +13,6 @@ _MATCHED_ROWS = (
     "SELECT customer_id, category_mask, reasons, matched_rows FROM exposures "
     "WHERE breach_id = 'b' ORDER BY customer_id"
 )
-
-
-def _small_breach(env: Path) -> None:
-    from flows import steps
-    from flows.context import runtime
-    from synthetic import make_customers, make_leak, write_delimited
-
-    customers = make_customers(800, seed=21)
-    leak = make_leak(customers, 800, overlap=0.4, seed=22)
-    customers.write_csv(env / "customers.csv")
-    write_delimited(leak.frame, env / "a.csv", delimiter=";")
-    write_delimited(leak.frame.head(300), env / "b.csv", delimiter=",")
-    rt = runtime()
-    steps.load_customer_file(rt, env / "customers.csv")
-    steps.ingest_source(rt, str(env / "a.csv"), "b")
-    steps.ingest_source(rt, str(env / "b.csv"), "b")
 
 
 def _exposures(env: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -44,12 +29,14 @@ def _exposures(env: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 @pytest.mark.slow
 @pytest.mark.prefect
-def test_dask_equals_one_machine(prefect_harness: None, leakwatch_env: Path) -> None:
+def test_dask_equals_one_machine(
+    prefect_harness: None, leakwatch_env: Path, two_file_breach: Callable[..., None]
+) -> None:
     from flows import steps
     from flows.context import runtime
     from flows.sharded_match import sharded_match
 
-    _small_breach(leakwatch_env)
+    two_file_breach(seed=21)
     steps.match_breach(runtime(), "b")
     expected, expected_counts = _exposures(leakwatch_env, "one")
 

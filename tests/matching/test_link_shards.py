@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 import polars as pl
 import pytest
@@ -17,21 +17,11 @@ _EXPOSURES = (
 
 
 @pytest.mark.slow
-def test_one_pass_equals_sharded(leakwatch_env: Path) -> None:
-    from flows import steps
+def test_one_pass_equals_sharded(two_file_breach: Callable[..., None]) -> None:
     from flows.context import open_store, runtime
-    from synthetic import make_customers, make_leak, write_delimited
 
-    customers = make_customers(1500, seed=3)
-    leak = make_leak(customers, 1500, overlap=0.4, seed=4)
-    customers.write_csv(leakwatch_env / "customers.csv")
-    # the same rows twice in two files: rows matched through several keys and artifacts
-    write_delimited(leak.frame, leakwatch_env / "a.csv", delimiter=";")
-    write_delimited(leak.frame.head(700), leakwatch_env / "b.csv", delimiter=",")
+    two_file_breach(customers=1500, repeated=700, seed=3)
     rt = runtime()
-    steps.load_customer_file(rt, leakwatch_env / "customers.csv")
-    steps.ingest_source(rt, str(leakwatch_env / "a.csv"), "b")
-    steps.ingest_source(rt, str(leakwatch_env / "b.csv"), "b")
     results: list[pl.DataFrame] = []
     with open_store(rt.settings) as store:
         for shards in (1, 3, 1):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -17,33 +18,18 @@ _EXPOSURES = (
 )
 
 
-def _small_breach(env: Path) -> None:
-    from flows import steps
-    from flows.context import runtime
-    from synthetic import make_customers, make_leak, write_delimited
-
-    customers = make_customers(800, seed=11)
-    leak = make_leak(customers, 800, overlap=0.4, seed=12)
-    customers.write_csv(env / "customers.csv")
-    # the same rows twice in two files: rows matched through several keys and artifacts
-    write_delimited(leak.frame, env / "a.csv", delimiter=";")
-    write_delimited(leak.frame.head(300), env / "b.csv", delimiter=",")
-    rt = runtime()
-    steps.load_customer_file(rt, env / "customers.csv")
-    steps.ingest_source(rt, str(env / "a.csv"), "b")
-    steps.ingest_source(rt, str(env / "b.csv"), "b")
-
-
 def _frame(store: Store) -> pl.DataFrame:
     return store.con.sql(_EXPOSURES).pl()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shards", [1, 5])
-def test_files_equal_link(leakwatch_env: Path, shards: int) -> None:
+def test_files_equal_link(
+    leakwatch_env: Path, two_file_breach: Callable[..., None], shards: int
+) -> None:
     from flows.context import open_store, runtime
 
-    _small_breach(leakwatch_env)
+    two_file_breach(seed=11)
     folder = leakwatch_env / "shards"
     with open_store(runtime().settings) as store:
         link(store, "b")
