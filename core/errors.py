@@ -13,6 +13,8 @@ Messages name *where* and *why*, never a personal value: callers pass the locati
 
 from __future__ import annotations
 
+from core.redact import redact
+
 
 class LeakwatchError(Exception):
     """Base of every error leakwatch raises on purpose."""
@@ -58,5 +60,7 @@ class InputError(TerminalError):
         if self.row is not None:
             where.append(f"row {self.row}")
         if self.column is not None:
-            where.append(f"column {self.column!r}")
+            # Column names come from the leaked file's header: redacted in case a data row
+            # was taken for one.
+            where.append(f"column {redact(self.column)!r}")
         return f"{': '.join(where)}: {self.reason}" if where else self.reason

@@ -32,3 +32,9 @@ def test_input_error_names_file_row_column_and_reason() -> None:
     error = InputError("invalid phone number", file="leak.csv", row=17, column="tel")
     assert str(error) == "leak.csv: row 17: column 'tel': invalid phone number"
     assert (error.file, error.row, error.column) == ("leak.csv", 17, "tel")
+
+
+def test_input_error_redacts_a_column_name_that_is_really_data() -> None:
+    error = InputError("expected 3 fields, found 4", file="leak.csv", row=2, column="0612345678")
+    assert "0612345678" not in str(error)
+    assert "leak.csv: row 2" in str(error)
