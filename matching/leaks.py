@@ -19,12 +19,16 @@ from schemas.vocab import CATEGORY_BITS, Category, KeyKind
 
 __all__ = [
     "ArtifactFacts",
+    "NormalisedBatch",
     "TableCounts",
     "begin_artifact",
     "ensure_breach",
     "fail_artifact",
     "finish_artifact",
+    "hash_batch",
     "ingest_batches",
+    "ingest_normalised",
+    "normalise_leak_batch",
     "record_refusal",
     "record_table",
 ]
@@ -197,6 +201,82 @@ def category_mask(columns_by_category: Mapping[Category, Sequence[str]]) -> pl.E
     return pl.sum_horizontal(terms).cast(pl.UInt16)
 
 
+@dataclass(frozen=True)
+class NormalisedBatch:
+    """One batch before hashing: what a parser's rows hold, with clear values still in memory.
+
+    ``rows``: row (UInt64), categories (UInt16), one per record kept. ``canonical``: row, kind
+    (String), canonical (String), categories, one per valid identifier. ``rejects``: row,
+    column, reason, one per refused value. The native scanner (connectors.fastscan) produces
+    these directly; ``normalise_leak_batch`` produces them from an all-string frame.
+    """
+
+    rows: pl.DataFrame
+    canonical: pl.DataFrame
+    rejects: pl.DataFrame
+
+
+CANONICAL_SCHEMA = {
+    "row": pl.UInt64,
+    "kind": pl.String,
+    "canonical": pl.String,
+    "categories": pl.UInt16,
+}
+REJECT_SCHEMA = {"row": pl.UInt64, "column": pl.String, "reason": pl.String}
+
+
+def normalise_leak_batch(
+    batch: pl.DataFrame,
+    roles: Mapping[str, Category | None],
+    *,
+    default_region: str = "FR",
+) -> NormalisedBatch:
+    """Category masks, canonical identifiers and value refusals of one all-string batch."""
+    by_category: dict[Category, list[str]] = {}
+    for column, category in roles.items():
+        if category is not None and column in batch.columns:
+            by_category.setdefault(category, []).append(column)
+    rows = batch.select(pl.col(ROW).alias("row"), category_mask(by_category).alias("categories"))
+    canon_parts: list[pl.DataFrame] = []
+    reject_parts: list[pl.DataFrame] = []
+    for category, kind in _KEY_CATEGORIES.items():
+        for column in by_category.get(category, []):
+            result = normalise(kind, batch[column], default_region)
+            canon_parts.append(
+                rows.with_columns(canonical=result["canonical"], kind=pl.lit(kind.value))
+                .filter(pl.col("canonical").is_not_null())
+                .select("row", "kind", "canonical", "categories")
+            )
+            reject_parts.append(
+                rows.select("row")
+                .with_columns(reason=result["reason"], column=pl.lit(column))
+                .filter(pl.col("reason").is_not_null())
+                .select("row", "column", "reason")
+            )
+    canonical = pl.concat(canon_parts) if canon_parts else pl.DataFrame(schema=CANONICAL_SCHEMA)
+    rejects = pl.concat(reject_parts) if reject_parts else pl.DataFrame(schema=REJECT_SCHEMA)
+    return NormalisedBatch(rows, canonical, rejects)
+
+
+def hash_batch(normalised: NormalisedBatch, pepper: Pepper) -> pl.DataFrame:
+    """The batch's keys: row, kind, key, categories; the clear canonical values are dropped."""
+    canonical = normalised.canonical
+    parts = []
+    for kind in _KEY_CATEGORIES.values():
+        part = canonical.filter(pl.col("kind") == kind.value)
+        if part.height:
+            parts.append(
+                part.with_columns(key=hash_keys(pepper, kind, part["canonical"])).select(
+                    "row", "kind", "key", "categories"
+                )
+            )
+    if not parts:
+        return pl.DataFrame(
+            schema={"row": pl.UInt64, "kind": pl.String, "key": pl.Binary, "categories": pl.UInt16}
+        )
+    return pl.concat(parts)
+
+
 def prepare_leak_batch(
     batch: pl.DataFrame,
     roles: Mapping[str, Category | None],
@@ -205,41 +285,8 @@ def prepare_leak_batch(
     default_region: str = "FR",
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(rows with their mask, keys, value rejects) for one batch. Clear values never leave memory."""
-    by_category: dict[Category, list[str]] = {}
-    for column, category in roles.items():
-        if category is not None and column in batch.columns:
-            by_category.setdefault(category, []).append(column)
-    rows = batch.select(pl.col(ROW).alias("row"), category_mask(by_category).alias("categories"))
-    key_parts: list[pl.DataFrame] = []
-    reject_parts: list[pl.DataFrame] = []
-    for category, kind in _KEY_CATEGORIES.items():
-        for column in by_category.get(category, []):
-            result = normalise(kind, batch[column], default_region)
-            keys = hash_keys(pepper, kind, result["canonical"])
-            key_parts.append(
-                rows.with_columns(key=keys, kind=pl.lit(kind.value))
-                .filter(pl.col("key").is_not_null())
-                .select("row", "kind", "key", "categories")
-            )
-            reject_parts.append(
-                rows.select("row")
-                .with_columns(reason=result["reason"], column=pl.lit(column))
-                .filter(pl.col("reason").is_not_null())
-                .select("row", "column", "reason")
-            )
-    keys_frame = (
-        pl.concat(key_parts)
-        if key_parts
-        else pl.DataFrame(
-            schema={"row": pl.UInt64, "kind": pl.String, "key": pl.Binary, "categories": pl.UInt16}
-        )
-    )
-    rejects_frame = (
-        pl.concat(reject_parts)
-        if reject_parts
-        else pl.DataFrame(schema={"row": pl.UInt64, "column": pl.String, "reason": pl.String})
-    )
-    return rows, keys_frame, rejects_frame
+    normalised = normalise_leak_batch(batch, roles, default_region=default_region)
+    return normalised.rows, hash_batch(normalised, pepper), normalised.rejects
 
 
 def ingest_batches(
@@ -252,24 +299,39 @@ def ingest_batches(
     *,
     default_region: str = "FR",
 ) -> TableCounts:
-    """Normalise, hash and store every batch, each in its own transaction."""
+    """Normalise, hash and store every all-string batch, each in its own transaction."""
+    return ingest_normalised(
+        store,
+        artifact_no,
+        table_no,
+        (normalise_leak_batch(b, roles, default_region=default_region) for b in batches),
+        pepper,
+    )
+
+
+def ingest_normalised(
+    store: Store,
+    artifact_no: int,
+    table_no: int,
+    batches: Iterable[NormalisedBatch],
+    pepper: Pepper,
+) -> TableCounts:
+    """Hash and store every normalised batch, each in its own transaction."""
     rows = keys = values_rejected = 0
     store.run(_KEY_ID, {"no": artifact_no, "key_id": pepper.key_id})
-    for batch in batches:
-        row_frame, key_frame, reject_frame = prepare_leak_batch(
-            batch, roles, pepper, default_region=default_region
-        )
+    for normalised in batches:
+        key_frame = hash_batch(normalised, pepper)
         with (
             store.transaction(),
-            store.registered("batch_rows", row_frame),
+            store.registered("batch_rows", normalised.rows),
             store.registered("batch_keys", key_frame),
-            store.registered("batch_rejects", reject_frame),
+            store.registered("batch_rejects", normalised.rejects),
         ):
             store.run(_INSERT_BATCH, {"no": artifact_no, "table_no": table_no})
         crash.point("ingest-mid-batch-commit")  # between two batch transactions
-        rows += batch.height
+        rows += normalised.rows.height
         keys += key_frame.height
-        values_rejected += reject_frame.height
+        values_rejected += normalised.rejects.height
     return TableCounts(rows=rows, keys=keys, values_rejected=values_rejected)
 
 
