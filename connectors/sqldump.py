@@ -23,6 +23,7 @@ import polars as pl
 
 from connectors.base import ROW, Artifact, RowReject, Table
 from connectors.delimited import clean_names
+from connectors.textwindow import TextWindow
 from core.errors import InputError
 
 __all__ = ["MAX_TOKEN_CHARS", "read_sql_dump"]
@@ -99,29 +100,15 @@ def _copy_unescape(m: re.Match[str]) -> str:
     return _pg_unescape(m)
 
 
-class _Lexer:
+class _Lexer(TextWindow):
     """Tokens from a text stream read in chunks; a token cut by a chunk end is read again whole."""
 
     def __init__(self, f: TextIO, postgres: bool, backslash_strings: bool) -> None:
-        self.f = f
-        self.buf = ""
-        self.pos = 0
-        self.eof = False
+        super().__init__(f, _CHUNK)
         self.pattern = _TOKEN_PG if postgres else _TOKEN_MYSQL
         self.postgres = postgres
         self.backslash_strings = backslash_strings
         self.pushed: list[Token] = []
-
-    def _more(self) -> bool:
-        if self.eof:
-            return False
-        chunk = self.f.read(_CHUNK)
-        if not chunk:
-            self.eof = True
-            return False
-        self.buf = self.buf[self.pos :] + chunk
-        self.pos = 0
-        return True
 
     def next(self) -> Token | None:
         if self.pushed:

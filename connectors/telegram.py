@@ -23,6 +23,7 @@ from typing import Any
 from connectors.acquire import AcquireOptions, Refusal
 from connectors.base import Artifact
 from connectors.files import acquire_file
+from connectors.textwindow import TextWindow
 from core.errors import InputError
 
 __all__ = ["SKIPPED_MEDIA", "acquire_export", "read_export"]
@@ -54,30 +55,16 @@ class _Export:
     messages: int = 0
 
 
-class _Stream:
+class _Stream(TextWindow):
     """A text buffer over a file that decodes one JSON value at a time."""
 
     def __init__(self, path: Path) -> None:
-        self.file = path.open("r", encoding="utf-8-sig")
-        self.buf = ""
-        self.pos = 0
-        self.eof = False
+        super().__init__(path.open("r", encoding="utf-8-sig"), _READ_CHUNK)
         self.decoder = json.JSONDecoder()
         self.where = str(path)
 
     def close(self) -> None:
-        self.file.close()
-
-    def _more(self) -> bool:
-        if self.eof:
-            return False
-        chunk = self.file.read(_READ_CHUNK)
-        if not chunk:
-            self.eof = True
-            return False
-        self.buf = self.buf[self.pos :] + chunk
-        self.pos = 0
-        return True
+        self.stream.close()
 
     def peek(self) -> str:
         """The next non-blank character (consumed blanks), or '' at the end of the file."""
