@@ -14,11 +14,12 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml setup.py matching/_hmac.c
+$(STAMP): requirements.lock pyproject.toml setup.py matching/_hmac.c matching/_scan.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@# compat: the source tree goes on sys.path, so tests/<pkg> folders never shadow a package
+	$(BIN)/python -m pip install --quiet --no-deps -e . --config-settings editable_mode=compat
 	touch $(STAMP)
 
 # One resolution (uv.lock), exported for pip: requirements.lock (runtime + dev, what `make`

@@ -11,6 +11,11 @@ setup(
             # so the module stays portable: no -march flags here.
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
             extra_link_args=["-pthread"],
-        )
+        ),
+        Extension(
+            "matching._scan",
+            sources=["matching/_scan.c"],
+            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        ),
     ]
 )

@@ -6,11 +6,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-__all__ = ["ROW", "Artifact", "RowReject", "Table", "record_batches"]
+if TYPE_CHECKING:
+    from connectors.delimited import Dialect
+
+__all__ = ["ROW", "Artifact", "DelimitedLayout", "RowReject", "Table", "record_batches"]
 
 # Every parsed batch carries this UInt64 column: the 1-based number of the data record in its
 # table (a header line is not counted). Errors and rejects cite it as "row N".
@@ -45,6 +48,15 @@ class RowReject:
     column: str | None = None
 
 
+@dataclass(frozen=True)
+class DelimitedLayout:
+    """A delimited text file as it lies on disk: what a native reader needs to scan it itself."""
+
+    path: Path
+    encoding: str
+    dialect: Dialect
+
+
 @dataclass
 class Table:
     """One table of an artifact: column names and a generator of bounded all-string batches.
@@ -62,6 +74,11 @@ class Table:
     rejects: list[RowReject] = field(default_factory=list)
     rows_read: int = 0
     encoding: str | None = None
+    # Delimited text only: the file's layout, for a native reader that takes the place of
+    # ``batches()``, and its first records (``head(n)``, parsed as ``batches()`` would) to
+    # decide the column roles before.
+    layout: DelimitedLayout | None = None
+    head: Callable[[int], pl.DataFrame] | None = None
 
     def batches(self) -> Iterator[pl.DataFrame]:
         return self.produce(self)

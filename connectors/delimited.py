@@ -12,10 +12,11 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, BinaryIO
 
 import polars as pl
 
-from connectors.base import ROW, RowReject, Table
+from connectors.base import ROW, DelimitedLayout, RowReject, Table
 
 __all__ = [
     "DELIMITERS",
@@ -31,6 +32,7 @@ DELIMITERS = (",", ";", "\t", "|")
 FIELD_CAP = 1024 * 1024  # a field longer than this (bytes) rejects its record, not the file
 _QUOTE = '"'
 _CHUNK = 1024 * 1024
+_HEAD_BYTES = 4 * 1024 * 1024  # what ``Table.head`` parses: thousands of records, usually
 _SAMPLE_RECORDS = 500
 # Encodings polars reads natively (the fast path); others are transcoded to a UTF-8 temp file.
 _NATIVE = {"utf-8", "utf_8", "utf8", "utf-8-sig", "utf_8_sig", "ascii"}
@@ -174,6 +176,25 @@ class Rebatcher:
         self._parts, self._rows = [], 0
 
 
+def scan_physical_lines(source: Path | IO[bytes], skip_lines: int) -> pl.LazyFrame:
+    """Physical lines of UTF-8 text (lossy) as "line" and, after a first NUL byte, "nul".
+
+    polars strips a BOM at the start of ``source`` and one ``\\r`` before each line end.
+    """
+    return pl.scan_csv(
+        source,
+        has_header=False,
+        separator="\x00",
+        quote_char=None,
+        schema={"line": pl.String, "nul": pl.String},
+        encoding="utf8-lossy",
+        truncate_ragged_lines=True,
+        missing_columns="insert",
+        empty_string_is_null=False,
+        skip_lines=skip_lines,
+    )
+
+
 def transcode_to_utf8(path: Path, encoding: str, work_dir: Path) -> Path:
     """Stream ``path`` from ``encoding`` into a UTF-8 temp file under ``work_dir``."""
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -230,18 +251,7 @@ class _Parser:
 
     # -- fast path: physical lines read natively, split in polars -------------------------------
     def _line_frames(self) -> Iterator[pl.DataFrame]:
-        lf = pl.scan_csv(
-            self.src,
-            has_header=False,
-            separator="\x00",
-            quote_char=None,
-            schema={"line": pl.String, "nul": pl.String},
-            encoding="utf8-lossy",
-            truncate_ragged_lines=True,
-            missing_columns="insert",
-            empty_string_is_null=False,
-            skip_lines=self.skip,
-        )
+        lf = scan_physical_lines(self.src, self.skip)
         lines_done = self.skip
         for chunk in lf.collect_batches(chunk_size=self.batch_rows):
             lines = chunk.get_column("line").fill_null("")
@@ -265,9 +275,17 @@ class _Parser:
             return
         start = self.next_row
         self.next_row += frame.height
+        frame = frame.with_columns(
+            pl.int_range(start, start + frame.height, dtype=pl.UInt64).alias(ROW)
+        )
+        yield from self.split_numbered(frame)
+
+    def split_numbered(self, frame: pl.DataFrame) -> Iterator[pl.DataFrame]:
+        """Split non-empty lines already numbered (columns "line", "nul", ROW) into fields."""
+        if frame.height == 0:
+            return
         d = self.delim
         frame = frame.with_columns(
-            pl.int_range(start, start + frame.height, dtype=pl.UInt64).alias(ROW),
             pl.col("line").str.contains(_QUOTE, literal=True).alias("quoted"),
             (pl.col("line").str.count_matches(d, literal=True) + 1).alias("found"),
         )
@@ -356,51 +374,48 @@ class _Parser:
 
     # -- slow path: the csv module, strict, record by record -------------------------------------
     def _csv_frames(self, skip_lines: int) -> Iterator[pl.DataFrame]:
-        if csv.field_size_limit() < FIELD_CAP:
-            csv.field_size_limit(FIELD_CAP)
         with self.src.open("rb") as raw:
             for _ in range(skip_lines):
                 raw.readline()
-            text = io.TextIOWrapper(
-                raw,
-                encoding="utf-8-sig" if skip_lines == 0 else "utf-8",
-                errors="replace",
-                newline="",
-            )
-            reader = csv.reader(text, delimiter=self.delim, quotechar=_QUOTE, strict=True)
-            rows: list[int] = []
-            values: list[list[str]] = []
-            while True:
-                first_line = reader.line_num + 1 + skip_lines
-                try:
-                    rec = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as exc:
-                    row = self.next_row
-                    self.next_row += 1
-                    last_line = reader.line_num + skip_lines
-                    what = (
-                        "field larger than 1 MiB"
-                        if "field limit" in str(exc)
-                        else ("broken quoting")
-                    )
-                    self.reject(row, f"{what} (physical lines {first_line}-{last_line})")
-                    continue
-                if not rec:
-                    continue
+            yield from self.csv_stream(raw, skip_lines, "utf-8-sig" if skip_lines == 0 else "utf-8")
+
+    def csv_stream(self, raw: BinaryIO, skip_lines: int, encoding: str) -> Iterator[pl.DataFrame]:
+        """Records of ``raw`` (positioned after ``skip_lines`` physical lines) by the csv module."""
+        if csv.field_size_limit() < FIELD_CAP:
+            csv.field_size_limit(FIELD_CAP)
+        text = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
+        reader = csv.reader(text, delimiter=self.delim, quotechar=_QUOTE, strict=True)
+        rows: list[int] = []
+        values: list[list[str]] = []
+        while True:
+            first_line = reader.line_num + 1 + skip_lines
+            try:
+                rec = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
                 row = self.next_row
                 self.next_row += 1
-                if len(rec) != self.n:
-                    self.reject(row, f"expected {self.n} fields, found {len(rec)}")
-                    continue
-                rows.append(row)
-                values.append(rec)
-                if len(rows) >= self.batch_rows:
-                    yield self._finish(self._frame(rows, values))
-                    rows, values = [], []
-            if rows:
+                last_line = reader.line_num + skip_lines
+                what = (
+                    "field larger than 1 MiB" if "field limit" in str(exc) else ("broken quoting")
+                )
+                self.reject(row, f"{what} (physical lines {first_line}-{last_line})")
+                continue
+            if not rec:
+                continue
+            row = self.next_row
+            self.next_row += 1
+            if len(rec) != self.n:
+                self.reject(row, f"expected {self.n} fields, found {len(rec)}")
+                continue
+            rows.append(row)
+            values.append(rec)
+            if len(rows) >= self.batch_rows:
                 yield self._finish(self._frame(rows, values))
+                rows, values = [], []
+        if rows:
+            yield self._finish(self._frame(rows, values))
 
 
 def read_delimited(
@@ -434,6 +449,9 @@ def read_delimited(
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
 
+    def head(rows: int) -> pl.DataFrame:
+        return _head(path, encoding, dialect, rows, work_dir)
+
     return Table(
         name=name,
         columns=dialect.columns,
@@ -441,4 +459,43 @@ def read_delimited(
         parser=f"delimited:{'fast' if native else 'transcoded'}",
         produce=produce,
         encoding=encoding,
+        layout=DelimitedLayout(path, encoding, dialect),
+        head=head,
     )
+
+
+def _head(path: Path, encoding: str, dialect: Dialect, rows: int, work_dir: Path) -> pl.DataFrame:
+    """The first ``rows`` records as ``batches()`` would give them, from the file's first MiBs.
+
+    The head is cut at its last line end, transcoded to UTF-8 into a temp file and parsed by
+    the same parser; records and rejects of this parse are thrown away.
+    """
+    with path.open("rb") as f:
+        raw = f.read(_HEAD_BYTES)
+    if len(raw) == _HEAD_BYTES and b"\n" in raw:
+        raw = raw[: raw.rindex(b"\n") + 1]
+    work_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=work_dir, prefix="leakwatch-", suffix=".head")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as dst:
+            dst.write(raw.decode(encoding, errors="replace").encode("utf-8"))
+        scratch = Table(
+            name="head",
+            columns=dialect.columns,
+            has_header=dialect.has_header,
+            parser="head",
+            produce=lambda _: iter(()),
+        )
+        parser = _Parser(scratch, tmp, dialect, rows)
+        parts: list[pl.DataFrame] = []
+        taken = 0
+        for frame in parser._line_frames():
+            parts.append(frame)
+            taken += frame.height
+            if taken >= rows:
+                break
+    finally:
+        tmp.unlink(missing_ok=True)
+    schema = {ROW: pl.UInt64, **{c: pl.String for c in dialect.columns}}
+    return pl.concat(parts).head(rows) if parts else pl.DataFrame(schema=schema)

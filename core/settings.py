@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     # Parsing and the store.
     batch_rows: int = Field(default=250_000, ge=1_000)
     default_region: str = "FR"
+    # Delimited text through the native scanner (matching/fastscan.py) where it can read it;
+    # false takes the Python parser and normalisers for every file (same results, slower).
+    native_scan: bool = True
     duckdb_threads: int | None = None
     # DuckDB's share of the 3 GiB a national-size run may use: the process around it (polars
     # batches, the interpreter) peaks near 0.9 GB; DuckDB spills to work_dir past this.

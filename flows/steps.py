@@ -28,7 +28,7 @@ from core import crash
 from core.errors import InputError
 from flows.context import Runtime, open_store
 from matching import customers as customer_store
-from matching import leaks
+from matching import fastscan, leaks
 from matching.exports import ExportFormat, exposures_frame, write_exposures
 from matching.link import link
 from matching.snapshot import take_snapshot
@@ -102,9 +102,24 @@ def _ingest_table(
     table: Table,
     overrides: Mapping[str, str],
 ) -> leaks.TableCounts:
-    batches = table.batches()
-    first = next(batches, None)
-    sample = first.head(ROLE_SAMPLE_ROWS) if first is not None else None
+    layout = table.layout
+    native = (
+        rt.settings.native_scan
+        and layout is not None
+        and table.head is not None
+        and fastscan.can_scan(layout.encoding, layout.dialect)
+    )
+    batches: Iterator[pl.DataFrame] = iter(())
+    if native:
+        assert table.head is not None
+        # the rows the other path samples: its first batch's first ROLE_SAMPLE_ROWS
+        sample: pl.DataFrame | None = table.head(min(ROLE_SAMPLE_ROWS, rt.settings.batch_rows))
+    else:
+        batches = table.batches()
+        first = next(batches, None)
+        sample = first.head(ROLE_SAMPLE_ROWS) if first is not None else None
+        if first is not None:
+            batches = chain([first], batches)
     decisions = detect_roles(
         table.columns,
         sample.drop(ROW) if sample is not None else pl.DataFrame(),
@@ -112,15 +127,33 @@ def _ingest_table(
         overrides=overrides,
     )
     roles = {d.column: d.category for d in decisions}
-    counts = leaks.ingest_batches(
-        store,
-        artifact_no,
-        table_no,
-        chain([first], batches) if first is not None else iter(()),
-        roles,
-        rt.pepper,
-        default_region=rt.settings.default_region,
-    )
+    if native:
+        assert layout is not None
+        counts = leaks.ingest_normalised(
+            store,
+            artifact_no,
+            table_no,
+            fastscan.scan_normalised(
+                layout.path,
+                encoding=layout.encoding,
+                dialect=layout.dialect,
+                roles=roles,
+                default_region=rt.settings.default_region,
+                batch_rows=rt.settings.batch_rows,
+                table=table,
+            ),
+            rt.pepper,
+        )
+    else:
+        counts = leaks.ingest_batches(
+            store,
+            artifact_no,
+            table_no,
+            batches,
+            roles,
+            rt.pepper,
+            default_region=rt.settings.default_region,
+        )
     leaks.record_table(
         store,
         artifact_no,

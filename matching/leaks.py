@@ -207,7 +207,7 @@ class NormalisedBatch:
 
     ``rows``: row (UInt64), categories (UInt16), one per record kept. ``canonical``: row, kind
     (String), canonical (String), categories, one per valid identifier. ``rejects``: row,
-    column, reason, one per refused value. The native scanner (connectors.fastscan) produces
+    column, reason, one per refused value. The native scanner (matching.fastscan) produces
     these directly; ``normalise_leak_batch`` produces them from an all-string frame.
     """
 

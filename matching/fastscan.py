@@ -1,0 +1,618 @@
+"""Native fast path for delimited leak files: records straight to normalised batches.
+
+``matching._scan`` (C, GIL released) splits the lines of a block, computes each record's
+category mask and decides the key values it is sure of, exactly as ``read_delimited`` followed by
+``normalise_leak_batch`` would. What it is not sure of comes back: a *pending* value is decided by
+``matching.identity.normalise`` (on just those values), a *leftover* line is split by the Python
+parser (``_Parser.split_numbered``) and normalised by ``normalise_leak_batch``, and from a line
+with an odd number of quotes on, the csv-module path takes the rest of the file, as it does today.
+tests/connectors/test_fastscan.py compares both paths on many inputs.
+"""
+
+from __future__ import annotations
+
+import codecs
+import importlib
+import io
+import queue
+import re
+import threading
+from array import array
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any, NamedTuple
+
+import polars as pl
+import pyarrow as pa
+from schwifty.checksum import algorithms
+
+from connectors.base import ROW, Table
+from connectors.delimited import FIELD_CAP, Dialect, _Parser, scan_physical_lines
+from matching import emails, ibans, phones
+from matching.identity import normalise
+from matching.leaks import (
+    _KEY_CATEGORIES,
+    CANONICAL_SCHEMA,
+    REJECT_SCHEMA,
+    NormalisedBatch,
+    normalise_leak_batch,
+)
+from schemas.vocab import CATEGORY_BITS, Category, KeyKind
+
+__all__ = ["BLOCK_BYTES", "available", "can_scan", "scan_normalised"]
+
+BLOCK_BYTES = 4 * 1024 * 1024
+"""Bytes read per block; a block is cut at its last newline and the rest carried over."""
+
+# Encodings the scanner reads: UTF-8 as polars reads it (the old path's native set), and
+# single-byte ASCII supersets whose bytes decode one by one (the old path transcodes them).
+_UTF8_FAMILY = frozenset({"utf-8", "utf-8-sig", "ascii"})
+_SINGLE_BYTE = frozenset({"cp1252", "iso8859-1", "iso8859-15"})
+
+_KIND_CODES = {KeyKind.EMAIL: 1, KeyKind.IBAN: 2, KeyKind.PHONE: 3}
+_REASONS = {
+    1: emails.REASON_EMAIL_INVALID,
+    2: ibans.REASON_IBAN_MALFORMED,
+    3: ibans.REASON_IBAN_COUNTRY_OR_LENGTH,
+    4: ibans.REASON_IBAN_MOD97,
+    5: ibans.REASON_IBAN_NATIONAL,
+}
+# IBAN national checks as _scan.c numbers them.
+_ALGO_NONE, _ALGO_RIB, _ALGO_REFERENCE = 0, 1, 5
+_ALGO_NATIONAL = {"ES": 2, "IT": 3, "BE": 4}
+_IBAN_PARTS = 16
+_CLASS_BITS = {"0-9": 1, "A-Z": 2, "a-z": 4}
+_BBAN_PART = re.compile(r"(\\d|\[((?:0-9|A-Z|a-z)+)\])\{(\d+)\}")
+
+
+@cache
+def _module() -> ModuleType | None:
+    try:
+        return importlib.import_module("matching._scan")
+    except ImportError:
+        return None
+
+
+def available() -> bool:
+    """True when the C extension is built."""
+    return _module() is not None
+
+
+def _mode(encoding: str) -> str | None:
+    """ "utf-8" or "single-byte" for an encoding the scanner reads, else None."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return None
+    if name in _UTF8_FAMILY:
+        return "utf-8"
+    if name in _SINGLE_BYTE:
+        return "single-byte"
+    return None
+
+
+def can_scan(encoding: str, dialect: Dialect) -> bool:
+    """True when ``scan_normalised`` can read a file of this encoding and dialect."""
+    d = dialect.delimiter
+    return (
+        available()
+        and _mode(encoding) is not None
+        and len(d) == 1
+        and d.isascii()
+        and d not in '"\r\n\x00'
+        and bool(dialect.columns)
+    )
+
+
+# -- tables handed to the C scanner ----------------------------------------------------------------
+
+
+@cache
+def _utf8_white_space() -> bytes:
+    """The code points above ASCII that polars' ``\\s`` matches (the White_Space property)."""
+    chars = "".join(chr(c) for c in range(0x80, 0x110000) if not 0xD800 <= c <= 0xDFFF)
+    found = pl.Series([chars]).str.extract_all(r"\s").explode().drop_nulls().to_list()
+    return array("I", sorted({ord(c) for c in found})).tobytes()
+
+
+@cache
+def _single_byte_tables(encoding: str) -> tuple[bytes, bytes]:
+    """Per byte: is its decoded character White_Space (as polars sees it); its UTF-8 bytes."""
+    decoded = [bytes([b]).decode(encoding, errors="replace") for b in range(256)]
+    if decoded[:128] != [chr(b) for b in range(128)]:
+        raise ValueError("not an ASCII superset")
+    blank = pl.Series(decoded).str.contains(r"\S").not_().to_list()
+    utf8 = bytearray()
+    for ch in decoded:
+        raw = ch.encode("utf-8")
+        utf8 += bytes([len(raw)]) + raw.ljust(3, b"\x00")
+    return bytes(blank), bytes(utf8)
+
+
+def _bban_parts(body: str) -> list[tuple[int, int]] | None:
+    """schwifty's BBAN regex body as (count, class bits) runs, or None if it has other syntax."""
+    parts: list[tuple[int, int]] = []
+    at = 0
+    while at < len(body):
+        m = _BBAN_PART.match(body, at)
+        if m is None:
+            return None
+        if m.group(1) == r"\d":
+            bits = _CLASS_BITS["0-9"]
+        else:
+            ranges = re.findall("0-9|A-Z|a-z", m.group(2))
+            bits = 0
+            for r in ranges:
+                bits |= _CLASS_BITS[r]
+        count = int(m.group(3))
+        if count > 255:
+            return None
+        parts.append((count, bits))
+        at = m.end()
+    return parts if len(parts) <= _IBAN_PARTS else None
+
+
+@cache
+def _iban_table() -> bytes:
+    """Per country (26 x 26): length, national algorithm, parts, usable, counts, classes."""
+    with_algorithm = {key.split(":", 1)[0] for key in algorithms}
+    vectorised = ibans._vectorised_national()
+    table = bytearray(26 * 26 * (4 + 2 * _IBAN_PARTS))
+    for country, (length, body) in ibans._specs().items():
+        if country in ibans.RIB_COUNTRIES:
+            algo = _ALGO_RIB
+        elif country in vectorised and country in _ALGO_NATIONAL:
+            algo = _ALGO_NATIONAL[country]
+        elif country in with_algorithm or country in ibans._reference_only_countries():
+            algo = _ALGO_REFERENCE  # a national check schwifty runs: matching.ibans decides
+        else:
+            algo = _ALGO_NONE
+        parts = _bban_parts(body)
+        if not (country.isascii() and country.isupper() and len(country) == 2) or length > 34:
+            continue
+        at = ((ord(country[0]) - 65) * 26 + ord(country[1]) - 65) * (4 + 2 * _IBAN_PARTS)
+        table[at : at + 4] = bytes([length, algo, len(parts or ()), parts is not None])
+        for i, (count, bits) in enumerate(parts or ()):
+            table[at + 4 + i] = count
+            table[at + 4 + _IBAN_PARTS + i] = bits
+    return bytes(table)
+
+
+@cache
+def _phone_prefixes() -> bytes:
+    table = bytearray(1000)
+    for prefix in phones.FAST_PREFIXES:
+        table[int(prefix)] = 1
+    return bytes(table)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one table's scan needs: the C config and how to name its outputs."""
+
+    config: Any
+    keys: list[tuple[str, KeyKind]]  # per key slot: column, kind
+    single_byte: bool
+    encoding: str
+
+
+def _plan(
+    columns: list[str],
+    encoding: str,
+    delimiter: str,
+    roles: Mapping[str, Category | None],
+    default_region: str,
+) -> _Plan:
+    scan = _module()
+    mode = _mode(encoding)
+    if scan is None or mode is None:
+        raise ValueError("the native scanner cannot read this file")
+    kinds = bytearray(len(columns))
+    slots = array("H", [0] * len(columns))
+    bits = array("H", [0] * len(columns))
+    keys: list[tuple[str, KeyKind]] = []
+    for i, column in enumerate(columns):
+        category = roles.get(column)
+        if category is None:
+            continue
+        bits[i] = CATEGORY_BITS[category]
+        kind = _KEY_CATEGORIES.get(category)
+        if kind is not None:
+            kinds[i] = _KIND_CODES[kind]
+            slots[i] = len(keys)
+            keys.append((column, kind))
+    single = mode == "single-byte"
+    if single:
+        byte_ws, byte_utf8 = _single_byte_tables(codecs.lookup(encoding).name)
+        line_cap = FIELD_CAP // 3  # a byte becomes at most 3 UTF-8 bytes
+    else:
+        byte_ws, byte_utf8 = bytes(256), bytes(1024)
+        line_cap = FIELD_CAP
+    config = scan.make_config(
+        ord(delimiter),
+        bytes(kinds),
+        slots.tobytes(),
+        bits.tobytes(),
+        single,
+        byte_ws,
+        byte_utf8,
+        _utf8_white_space(),
+        _phone_prefixes() if default_region == "FR" else b"",
+        _iban_table(),
+        bytes(ibans._IT_ODD),
+        bytes(ibans._ES_WEIGHTS),
+        line_cap,
+    )
+    return _Plan(config, keys, single, encoding)
+
+
+# -- reading and scanning (the worker's side) -------------------------------------------------------
+
+
+class _Part(NamedTuple):
+    """One scan call's result with the block it read (leftover spans point into it)."""
+
+    block: bytes
+    block_offset: int  # file offset of block[0]
+    out: tuple[Any, ...]
+    batch_end: bool  # the current batch is full (or the file is done) after this part
+    data_start: int  # file offset of the first line after the header
+
+
+@dataclass(frozen=True)
+class _Stop:
+    """A line with an odd number of quotes: the csv-module path reads on from here."""
+
+    offset: int  # file offset of the line
+    lines_before: int  # physical lines before it (header included)
+    next_row: int
+
+
+_END = object()
+
+
+def _parts(
+    path: Path, plan: _Plan, header_lines: int, batch_rows: int, block_bytes: int
+) -> Iterator[_Part | _Stop]:
+    scan = _module()
+    assert scan is not None
+    with path.open("rb") as f:
+        if not plan.single_byte and f.read(3) != codecs.BOM_UTF8:
+            f.seek(0)  # polars strips a BOM only at the very start of the file
+        for _ in range(header_lines):
+            f.readline()
+        lines = header_lines
+        offset = data_start = f.tell()
+        next_row = 1
+        in_batch = 0
+        carry = b""
+        eof = False
+        while not eof:
+            chunk = f.read(block_bytes)
+            eof = not chunk
+            block = carry + chunk if carry else chunk
+            if not eof:
+                cut = block.rfind(b"\n") + 1
+                if cut == 0:
+                    carry = block  # one line longer than a block: read on
+                    continue
+                block, carry = block[:cut], block[cut:]
+            else:
+                carry = b""
+            pos = 0
+            while pos < len(block):
+                out = scan.scan(plan.config, block, pos, eof, next_row, batch_rows - in_batch)
+                if out[0] == pos and not out[3]:
+                    raise RuntimeError("the native scanner made no progress")
+                pos, new_next, new_lines, stop = out[0], out[1], out[2], out[3]
+                in_batch += new_next - next_row
+                next_row, lines = new_next, lines + new_lines
+                full = in_batch >= batch_rows
+                if full:
+                    in_batch = 0
+                end = full or stop or (eof and pos >= len(block))
+                yield _Part(block, offset, out, end, data_start)
+                if stop:
+                    yield _Stop(offset + pos, lines, next_row)
+                    return
+            offset += len(block)
+
+
+def _prefetched(parts: Iterator[_Part | _Stop]) -> Iterator[_Part | _Stop]:
+    """Run ``parts`` in a worker thread one step ahead: the scan releases the GIL."""
+    q: queue.Queue[object] = queue.Queue(maxsize=2)
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in parts:
+                while not done.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if done.is_set():
+                    return
+            q.put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+
+    worker = threading.Thread(target=work, name="leakwatch-fastscan", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, _Part | _Stop)
+            yield item
+    finally:
+        done.set()
+        while worker.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
+
+
+# -- frames from the scanner's buffers (the consumer's side) ----------------------------------------
+
+
+def _numbers(raw: bytes, arrow_type: pa.DataType, width: int) -> pl.Series:
+    array_ = pa.Array.from_buffers(arrow_type, len(raw) // width, [None, pa.py_buffer(raw)])
+    series = pl.from_arrow(array_)
+    assert isinstance(series, pl.Series)
+    return series
+
+
+def _strings(offsets: bytes, data: bytes) -> pl.Series:
+    n = len(offsets) // 8 - 1
+    array_ = pa.Array.from_buffers(
+        pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+    series = pl.from_arrow(array_)
+    assert isinstance(series, pl.Series)
+    return series
+
+
+class _Converter:
+    """Turns scanner parts into normalised pieces; leftovers and pending values via Python."""
+
+    def __init__(
+        self,
+        plan: _Plan,
+        parser: _Parser,
+        roles: Mapping[str, Category | None],
+        default_region: str,
+    ) -> None:
+        self.plan = plan
+        self.parser = parser
+        self.roles = roles
+        self.default_region = default_region
+        self.slot_kinds = [kind.value for _, kind in plan.keys]
+        self.slot_columns = [column for column, _ in plan.keys]
+
+    def _by_slot(self, slots: pl.Series, names: list[str]) -> pl.Series:
+        return slots.replace_strict(list(range(len(names))), names, return_dtype=pl.String)
+
+    def native(self, part: _Part) -> tuple[list[NormalisedBatch], pl.DataFrame | None]:
+        """The part's decided records, and its pending values (row, categories, slot, value)."""
+        (
+            _pos,
+            _next,
+            _lines,
+            _stop,
+            rows_raw,
+            cats_raw,
+            canon_idx,
+            canon_slot,
+            canon_off,
+            canon_data,
+            rej_idx,
+            rej_slot,
+            rej_reason,
+            pend_idx,
+            pend_slot,
+            pend_off,
+            pend_data,
+            left_row,
+            left_start,
+            left_end,
+            bad_row,
+            bad_found,
+        ) = part.out
+        n = self.parser.n
+        if bad_row:
+            found = array("Q", bad_found)
+            for row, count in zip(array("Q", bad_row), found, strict=True):
+                self.parser.reject(row, f"expected {n} fields, found {count}")
+        rows = pl.DataFrame(
+            {
+                "row": _numbers(rows_raw, pa.uint64(), 8),
+                "categories": _numbers(cats_raw, pa.uint16(), 2),
+            }
+        )
+        canonical = pl.DataFrame(schema=CANONICAL_SCHEMA)
+        rejects = pl.DataFrame(schema=REJECT_SCHEMA)
+        pending = None
+        if canon_idx:
+            canonical = rows[_numbers(canon_idx, pa.uint32(), 4)].select(
+                "row",
+                kind=self._by_slot(_numbers(canon_slot, pa.uint16(), 2), self.slot_kinds),
+                canonical=_strings(canon_off, canon_data),
+                categories="categories",
+            )
+        if rej_idx:
+            rejects = rows[_numbers(rej_idx, pa.uint32(), 4)].select(
+                "row",
+                column=self._by_slot(_numbers(rej_slot, pa.uint16(), 2), self.slot_columns),
+                reason=_numbers(rej_reason, pa.uint8(), 1).replace_strict(
+                    list(_REASONS), list(_REASONS.values()), return_dtype=pl.String
+                ),
+            )
+        if pend_idx:
+            pending = rows[_numbers(pend_idx, pa.uint32(), 4)].with_columns(
+                slot=_numbers(pend_slot, pa.uint16(), 2), value=_strings(pend_off, pend_data)
+            )
+        out = [NormalisedBatch(rows, canonical, rejects)]
+        if left_row:
+            out.extend(self._leftovers(part, left_row, left_start, left_end))
+        return out, pending
+
+    def pending(self, pending: pl.DataFrame) -> NormalisedBatch:
+        """Decide pending values with the exact normalisers, once per key column."""
+        canonical: list[pl.DataFrame] = [pl.DataFrame(schema=CANONICAL_SCHEMA)]
+        rejects: list[pl.DataFrame] = [pl.DataFrame(schema=REJECT_SCHEMA)]
+        for slot, (column, kind) in enumerate(self.plan.keys):
+            these = pending.filter(pl.col("slot") == slot)
+            if these.height == 0:
+                continue
+            result = normalise(kind, these.get_column("value"), self.default_region)
+            decided = these.with_columns(
+                canonical=result.get_column("canonical"), reason=result.get_column("reason")
+            )
+            canonical.append(
+                decided.filter(pl.col("canonical").is_not_null()).select(
+                    "row", kind=pl.lit(kind.value), canonical="canonical", categories="categories"
+                )
+            )
+            rejects.append(
+                decided.filter(pl.col("reason").is_not_null()).select(
+                    "row", column=pl.lit(column), reason="reason"
+                )
+            )
+        return NormalisedBatch(
+            pl.DataFrame(schema={"row": pl.UInt64, "categories": pl.UInt16}),
+            pl.concat(canonical),
+            pl.concat(rejects),
+        )
+
+    def _leftovers(
+        self, part: _Part, left_row: bytes, left_start: bytes, left_end: bytes
+    ) -> Iterator[NormalisedBatch]:
+        block = part.block
+        spans = zip(array("q", left_start), array("q", left_end), strict=True)
+        lines = [block[start:end] for start, end in spans]
+        if self.plan.single_byte:
+            lines = [line.decode(self.plan.encoding, "replace").encode("utf-8") for line in lines]
+        if part.block_offset + int(array("q", left_start)[0]) == part.data_start:
+            # The first data line of the file, read first as the old path reads it: polars
+            # fails on it (SchemaError) when it holds two NUL bytes, and only there.
+            data = b"\n".join(lines) + b"\n"
+            frame = scan_physical_lines(io.BytesIO(data), 0).collect()
+        else:
+            # A first line that is not ours: polars strips a BOM at the start of its input,
+            # which the old path did only at the start of the file.
+            data = b"x\n" + b"\n".join(lines) + b"\n"
+            frame = scan_physical_lines(io.BytesIO(data), 0).collect().slice(1)
+        frame = frame.with_columns(
+            pl.col("line").fill_null(""),
+            pl.col("nul").fill_null(""),
+            _numbers(left_row, pa.uint64(), 8).alias(ROW),
+        )
+        for fields in self.parser.split_numbered(frame.select(ROW, "line", "nul")):
+            yield normalise_leak_batch(fields, self.roles, default_region=self.default_region)
+
+
+def _merge(pieces: list[NormalisedBatch]) -> NormalisedBatch:
+    if len(pieces) == 1:
+        return pieces[0]
+    return NormalisedBatch(
+        pl.concat([p.rows for p in pieces]),
+        pl.concat([p.canonical for p in pieces]),
+        pl.concat([p.rejects for p in pieces]),
+    )
+
+
+def scan_normalised(
+    path: Path,
+    *,
+    encoding: str,
+    dialect: Dialect,
+    roles: Mapping[str, Category | None],
+    default_region: str,
+    batch_rows: int,
+    table: Table,
+    overlap: bool = True,
+    block_bytes: int = BLOCK_BYTES,
+) -> Iterator[NormalisedBatch]:
+    """Normalised batches of about ``batch_rows`` records of a delimited file, natively.
+
+    Same rows, masks, canonical values and value rejects as ``table.batches()`` of
+    ``read_delimited`` followed by ``normalise_leak_batch``; record rejects go to
+    ``table.rejects`` and kept records are counted in ``table.rows_read`` as that path does.
+    ``overlap`` reads and scans the next block in a worker thread while this one is consumed.
+    Check ``can_scan`` first.
+    """
+    if not can_scan(encoding, dialect):
+        raise ValueError("the native scanner cannot read this file")
+    table.parser = "delimited:native"
+    plan = _plan(table.columns, encoding, dialect.delimiter, roles, default_region)
+    parser = _Parser(table, path, dialect, batch_rows)
+    convert = _Converter(plan, parser, roles, default_region)
+    parts = _parts(path, plan, dialect.header_lines, batch_rows, block_bytes)
+    pieces: list[NormalisedBatch] = []
+    pending: list[pl.DataFrame] = []
+    for item in _prefetched(parts) if overlap else parts:
+        if isinstance(item, _Stop):
+            if pieces:
+                yield _emit(table, convert, pieces, pending)
+                pieces, pending = [], []
+            yield from _slow_rest(path, plan, parser, item, roles, default_region, table)
+            return
+        decided, undecided = convert.native(item)
+        pieces.extend(decided)
+        if undecided is not None:
+            pending.append(undecided)
+        if item.batch_end:
+            yield _emit(table, convert, pieces, pending)
+            pieces, pending = [], []
+    if pieces:
+        yield _emit(table, convert, pieces, pending)
+
+
+def _emit(
+    table: Table,
+    convert: _Converter,
+    pieces: list[NormalisedBatch],
+    pending: list[pl.DataFrame],
+) -> NormalisedBatch:
+    if pending:
+        pieces = [*pieces, convert.pending(pl.concat(pending))]
+    batch = _merge(pieces)
+    table.rows_read += batch.rows.height
+    return batch
+
+
+def _slow_rest(
+    path: Path,
+    plan: _Plan,
+    parser: _Parser,
+    stop: _Stop,
+    roles: Mapping[str, Category | None],
+    default_region: str,
+    table: Table,
+) -> Iterator[NormalisedBatch]:
+    """From the first line with an odd number of quotes: the csv module, as the old path does."""
+    parser.next_row = stop.next_row
+    skip = stop.lines_before
+    with path.open("rb") as raw:
+        if plan.single_byte:
+            # the old path decoded its UTF-8 transcript; decoding the bytes directly is the same
+            raw.seek(0 if skip == 0 else stop.offset)
+            encoding = plan.encoding
+        elif skip == 0:
+            encoding = "utf-8-sig"  # from the first byte, BOM included, as the old path reads
+        else:
+            raw.seek(stop.offset)
+            encoding = "utf-8"
+        for frame in parser.csv_stream(raw, skip, encoding):
+            batch = normalise_leak_batch(frame, roles, default_region=default_region)
+            table.rows_read += batch.rows.height
+            yield batch

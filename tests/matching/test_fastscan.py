@@ -1,0 +1,544 @@
+"""The native scanner against the Python path: same rows, masks, keys, rejects and counts."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.base import Table
+from connectors.delimited import DELIMITERS, FIELD_CAP, detect_dialect, read_delimited
+from matching import fastscan, ibans
+from matching.leaks import NormalisedBatch, normalise_leak_batch
+from schemas.vocab import Category
+from synthetic import COLUMN_CATEGORIES, make_customers, make_leak, write_delimited
+
+
+def test_the_extension_is_built() -> None:
+    # `make` builds it; without it every test below would compare the old path with itself.
+    assert fastscan.available()
+
+
+KEY_ROLES: dict[str, Category | None] = {
+    "id": Category.CUSTOMER_NUMBER,
+    "email": Category.EMAIL,
+    "phone": Category.PHONE,
+    "iban": Category.IBAN,
+    "name": Category.NAME,
+    "note": None,
+}
+KEY_COLUMNS = list(KEY_ROLES)
+Result = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, list[tuple[int, str, str]], int]
+
+
+def _table(
+    path: Path, encoding: str, sample: str, has_header: bool | None, batch_rows: int
+) -> Table:
+    return read_delimited(
+        path,
+        name="t",
+        encoding=encoding,
+        sample=sample,
+        batch_rows=batch_rows,
+        work_dir=path.parent / "work",
+        has_header=has_header,
+    )
+
+
+def _collect(batches: list[NormalisedBatch], table: Table) -> Result:
+    rows = pl.concat([b.rows for b in batches]) if batches else pl.DataFrame()
+    canonical = pl.concat([b.canonical for b in batches]) if batches else pl.DataFrame()
+    rejects = pl.concat([b.rejects for b in batches]) if batches else pl.DataFrame()
+    record_rejects = sorted((r.row or 0, r.column or "", r.reason) for r in table.rejects)
+    return (
+        rows.sort(rows.columns) if rows.height else rows,
+        canonical.sort(canonical.columns) if canonical.height else canonical,
+        rejects.sort(rejects.columns) if rejects.height else rejects,
+        record_rejects,
+        table.rows_read,
+    )
+
+
+def _sample(path: Path, encoding: str) -> str:
+    head = path.read_bytes()[:65536].decode(encoding, errors="replace")
+    return head.rsplit("\n", 1)[0] if "\n" in head else head
+
+
+def old_path(
+    path: Path,
+    encoding: str,
+    roles: Mapping[str, Category | None],
+    *,
+    has_header: bool | None = None,
+    batch_rows: int = 50,
+    region: str = "FR",
+) -> Result:
+    table = _table(path, encoding, _sample(path, encoding), has_header, batch_rows)
+    batches = [normalise_leak_batch(b, roles, default_region=region) for b in table.batches()]
+    return _collect(batches, table)
+
+
+def new_path(
+    path: Path,
+    encoding: str,
+    roles: Mapping[str, Category | None],
+    *,
+    has_header: bool | None = None,
+    batch_rows: int = 50,
+    region: str = "FR",
+    overlap: bool = True,
+    block_bytes: int = 300,
+) -> Result:
+    sample = _sample(path, encoding)
+    table = _table(path, encoding, sample, has_header, batch_rows)
+    dialect = detect_dialect(sample, has_header=has_header)
+    assert fastscan.can_scan(encoding, dialect)
+    batches = list(
+        fastscan.scan_normalised(
+            path,
+            encoding=encoding,
+            dialect=dialect,
+            roles=roles,
+            default_region=region,
+            batch_rows=batch_rows,
+            table=table,
+            overlap=overlap,
+            block_bytes=block_bytes,
+        )
+    )
+    for b in batches:
+        assert b.rows.height <= batch_rows
+    return _collect(batches, table)
+
+
+def assert_same(old: Result, new: Result) -> None:
+    names = ("rows", "canonical", "value rejects", "record rejects", "rows_read")
+    for name, a, b in zip(names, old, new, strict=True):
+        if isinstance(a, pl.DataFrame):
+            assert isinstance(b, pl.DataFrame)
+            if a.height == 0 and b.height == 0:
+                continue
+            assert a.equals(b), name  # never print the frames: they hold identifiers
+        else:
+            assert a == b, name
+
+
+def both(path: Path, encoding: str, roles: Mapping[str, Category | None], **kw: object) -> Result:
+    old = old_path(path, encoding, roles, **kw)  # type: ignore[arg-type]
+    for overlap in (False, True):
+        assert_same(old, new_path(path, encoding, roles, overlap=overlap, **kw))  # type: ignore[arg-type]
+    return old
+
+
+def write_rows(
+    path: Path,
+    rows: list[list[str]],
+    delim: str = ";",
+    encoding: str = "utf-8",
+    header: bool = True,
+    ending: str = "\n",
+) -> Path:
+    lines = [delim.join(KEY_COLUMNS)] if header else []
+    lines += [delim.join(r) for r in rows]
+    path.write_bytes(ending.join(lines).encode(encoding) + ending.encode())
+    return path
+
+
+# -- synthetic leaks -------------------------------------------------------------------------------
+
+
+@cache
+def _leak() -> pl.DataFrame:
+    customers = make_customers(300, seed=5)
+    return make_leak(customers, 400, overlap=0.4, seed=6).frame
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1252", "latin-1"])
+@pytest.mark.parametrize("delimiter", DELIMITERS)
+@pytest.mark.parametrize("header", [True, False])
+def test_synthetic_leak_matches(
+    tmp_path: Path, encoding: str, delimiter: str, header: bool
+) -> None:
+    path = write_delimited(
+        _leak(), tmp_path / "leak.csv", delimiter=delimiter, encoding=encoding, header=header
+    )
+    if header:
+        roles: dict[str, Category | None] = dict(COLUMN_CATEGORIES)
+    else:
+        roles = {f"col{i}": c for i, c in enumerate(COLUMN_CATEGORIES.values(), start=1)}
+    rows, canonical, rejects, _, rows_read = both(path, encoding, roles, has_header=header)
+    assert rows.height == 400
+    # the comparison is not vacuous: the leak has keys of every kind and refusals
+    assert rows_read == 400
+    assert set(canonical["kind"]) == {"email", "iban", "phone"}
+    assert rejects.height > 0
+
+
+def test_bench_shaped_leak_without_overlap_and_big_blocks(tmp_path: Path) -> None:
+    path = write_delimited(_leak(), tmp_path / "leak.csv", delimiter=";", encoding="cp1252")
+    roles = dict(COLUMN_CATEGORIES)
+    old = old_path(path, "cp1252", roles, batch_rows=1000)
+    new = new_path(path, "cp1252", roles, batch_rows=1000, block_bytes=1 << 20, overlap=False)
+    assert_same(old, new)
+
+
+def test_region_other_than_france_leaves_phones_to_python(tmp_path: Path) -> None:
+    path = write_delimited(_leak(), tmp_path / "leak.csv", delimiter=",", encoding="utf-8")
+    both(path, "utf-8", dict(COLUMN_CATEGORIES), region="BE")
+
+
+# -- hand-written edge cases -------------------------------------------------------------------------
+
+
+def test_quoting_escapes_and_delimiters_inside(tmp_path: Path) -> None:
+    rows = [
+        ['"1"', '"a;b@x.fr"', '"06 12 34 56 78"', '""', '"Dupont ""Jr"""', '"x;y"'],
+        ["2", '"A@B.FR"', "0612345678", '"FR76 3000 6000 0112 3456 7890 189"', '" "', ""],
+        ["3", '""""', '"+33 6 12 34 56 78"', "", '"a""b"', '";;"'],
+        ["4", 'x"y@z.fr', "06", "", "b", "c"],  # a quote inside a bare field
+        ["5", '"a"b', "06", "", "b", "c"],  # bytes after a closing quote
+        ["6", ' "a@b.fr"', "06", "", "b", "c"],  # a space before the opening quote
+        ['"7;8"', "e@x.fr", "06", "", "n"],  # well-formed, one field short
+        ["9", "e@x.fr", "06", "", "n", "o", "p"],  # one field too many
+        ["10", '"e@x.fr"', "06", "", "n", '"o"', '"p"'],
+    ]
+    result = both(write_rows(tmp_path / "q.csv", rows), "utf-8", KEY_ROLES)
+    assert result[4] >= 5
+    assert any("expected 6 fields" in r[2] for r in result[3])
+
+
+def test_crlf_empty_lines_trailing_line_and_blank_fields(tmp_path: Path) -> None:
+    rows = [
+        ["1", "a@b.fr", "0612345678", "", "n", ""],
+        ["", "", "", "", "", ""],
+        ["2", " \t", " ", "\t", "  ", " "],
+        ["3", "\u00a0", "\u00a0", "\u00a0", "\u00a0\u2003", "\u3000"],
+        ["4", "x@y.fr\r", "06 12 34 56 78\r", "", "n\r", "o\r"],
+        ["5", "\x0b\x1c", "\x1c", "\x1f", "\x1e", "\x0c"],
+    ]
+    for encoding in ("utf-8", "utf-8-sig", "cp1252", "latin-1"):
+        text = ";".join(KEY_COLUMNS) + "\r\n\r\n"
+        text += "\r\n".join(
+            ";".join(r) for r in rows if not (encoding == "cp1252" and "\u3000" in "".join(r))
+        )
+        text += "\r\n\n\r\n\r" + "\r\n6;z@z.fr;0712345678;;n;\r"  # no newline after the last line
+        path = tmp_path / f"crlf-{encoding}.csv"
+        path.write_bytes(text.encode(encoding, errors="replace"))
+        both(path, encoding, KEY_ROLES)
+
+
+def test_bom_with_and_without_header(tmp_path: Path) -> None:
+    body = "1;a@b.fr;0612345678;;Zoë;\n2;\ufeffc@d.fr;0612345679;;n;\n\ufeff3;e@f.fr;;;;\n"
+    for header in (True, False):
+        text = ("\ufeff" + ";".join(KEY_COLUMNS) + "\n" if header else "\ufeff") + body
+        path = tmp_path / f"bom-{header}.csv"
+        path.write_bytes(text.encode("utf-8"))
+        roles = KEY_ROLES if header else {f"col{i}": c for i, c in enumerate(KEY_ROLES.values(), 1)}
+        both(path, "utf-8-sig", roles, has_header=header)
+
+
+def test_nul_bytes_and_ragged_lines(tmp_path: Path) -> None:
+    lines = [
+        ";".join(KEY_COLUMNS),
+        "1;a@b.fr;0612345678;;n;",
+        "2;a@b.fr\x00x;0612345678;;n;",  # NUL mid-record: refused
+        "3;a@b.fr;06;;n;\x00",  # NUL at the end: the record before it is kept
+        "\x004;a@b.fr;06;;n;",  # NUL first: an empty line to the old path
+        "5;a@b.fr",
+        "6;a;b;c;d;e;f;g",
+        "7;é@b.fr;0612345678;;n;",
+    ]
+    path = tmp_path / "nul.csv"
+    path.write_bytes("\n".join(lines).encode("utf-8"))
+    result = both(path, "utf-8", KEY_ROLES)
+    assert {r[2] for r in result[3]} >= {"NUL byte in record", "expected 6 fields, found 2"}
+
+
+def test_two_nul_bytes_fail_both_paths_alike(tmp_path: Path) -> None:
+    path = tmp_path / "nul2.csv"
+    path.write_bytes(b"id;email;phone;iban;name;note\n1;a\x00b\x00c;;;;\n")
+    with pytest.raises(pl.exceptions.PolarsError) as old:
+        old_path(path, "utf-8", KEY_ROLES)
+    with pytest.raises(pl.exceptions.PolarsError) as new:
+        new_path(path, "utf-8", KEY_ROLES)
+    assert type(old.value) is type(new.value)
+
+
+def test_multiline_quoted_field_mid_file_hands_over_to_csv(tmp_path: Path) -> None:
+    lines = [";".join(KEY_COLUMNS)]
+    lines += [f"{i};u{i}@x.fr;06123456{i:02d};;n;" for i in range(1, 30)]
+    lines += ['30;a@b.fr;0612345678;;"two', 'lines";x', "31;c@d.fr;0712345678;;n;"]
+    lines += [f"{i};u{i}@x.fr;07123456{i:02d};;n;" for i in range(32, 60)]
+    for encoding in ("utf-8", "cp1252"):
+        path = tmp_path / f"ml-{encoding}.csv"
+        path.write_bytes(("\n".join(lines) + "\n").encode(encoding))
+        assert both(path, encoding, KEY_ROLES, batch_rows=7)[4] == 59
+        # an unterminated quote further on: the csv module takes the rest as one broken record
+        path.write_bytes(
+            ("\n".join([*lines[:40], '40;"broken', *lines[40:]]) + "\n").encode(encoding)
+        )
+        rejects = both(path, encoding, KEY_ROLES, batch_rows=7)[3]
+        assert any(reason.startswith("broken quoting") for _, _, reason in rejects)
+
+
+def test_first_line_odd_quotes_without_header(tmp_path: Path) -> None:
+    path = tmp_path / "odd.csv"
+    path.write_bytes('\ufeff1;"a\nb";06;;n;x\n2;c@d.fr;0612345678;;n;\n'.encode())
+    roles = {f"col{i}": c for i, c in enumerate(KEY_ROLES.values(), 1)}
+    both(path, "utf-8", roles, has_header=False)
+
+
+def test_invalid_utf8_and_long_lines(tmp_path: Path) -> None:
+    body = [
+        b"1;a\xff@b.fr;06\xc3;;n\xed\xa0\x80;",
+        b"2;" + b"x" * (FIELD_CAP + 10) + b"@b.fr;0612345678;;n;",
+        b"3;" + b"y" * 2000 + b";0612345678;;n;",
+        b"4;ok@b.fr;0612345678;;n;",
+    ]
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"id;email;phone;iban;name;note\n" + b"\n".join(body) + b"\n")
+    result = both(path, "utf-8", KEY_ROLES)
+    assert any("1 MiB" in r[2] for r in result[3])
+
+
+def test_non_ascii_identifiers_go_to_python(tmp_path: Path) -> None:
+    rows = [
+        ["1", "Élodie@exemple.fr", "０６１２３４５６７８", "FR76\u00a03000", "n", ""],
+        ["2", "\u00a0a@b.fr\u00a0", "06\u00a012\u00a034\u00a056\u00a078", "", "n", ""],
+        ["3", "ß@straße.de", "٠٦١٢٣٤٥٦٧٨", "DE89\u202f3704 0044 0532 0130 00", "n", ""],
+    ]
+    both(write_rows(tmp_path / "u.csv", rows), "utf-8", KEY_ROLES)
+
+
+def test_phone_shapes(tmp_path: Path) -> None:
+    phones = [
+        "0612345678",
+        "06 12 34 56 78",
+        "06.12.34.56.78",
+        "06-12-34-56-78",
+        "(06) 12 34 56 78",
+        "+33 6 12 34 56 78",
+        "+33 (0)6 12 34 56 78",
+        "0033 6 12 34 56 78",
+        "00330612345678",
+        "33612345678",
+        "330612345678",
+        "612345678",
+        "0692 12 34 56",
+        "+262 692 12 34 56",
+        "0690 00 00 00",
+        "+590 690 00 00 00",
+        "0596 12 34 56",
+        "0262 12 34 56",
+        "0639 12 34 56",
+        "0112345678",
+        "0812345678",
+        "0912345678",
+        "0712345678",
+        "0012345678",
+        "06123456",
+        "061234567890",
+        "+44 20 7946 0958",
+        "+1 202 555 0143",
+        "++33612345678",
+        "06 12 34 56 7a",
+        " \t0612345678\t ",
+        "0612345678 ext 12",
+        "(0)612345678",
+        "+(33)612345678",
+        "+",
+        "0" * 41,
+        "1" * 31,
+        "06 12 34 56 78 " * 3,
+        "+33 6 12 34 56 78 9",
+        "3",
+    ]
+    rows = [[str(i), "", p, "", "n", ""] for i, p in enumerate(phones)]
+    for delim in (";", ",", "\t", "|"):
+        path = write_rows(tmp_path / f"p{ord(delim)}.csv", rows, delim=delim)
+        both(path, "utf-8", KEY_ROLES)
+
+
+def test_email_shapes(tmp_path: Path) -> None:
+    emails = [
+        "a@b.fr",
+        "A.B@C.FR",
+        " a@b.fr ",
+        "a@b",
+        "@b.fr",
+        "a@.fr",
+        "a@b..fr",
+        "a@-b.fr",
+        "a@b-.fr",
+        "a b@c.fr",
+        "a@@b.fr",
+        "a@b.fr.",
+        "x" * 64 + "@b.fr",
+        "x" * 65 + "@b.fr",
+        "a@" + "b" * 250 + ".fr",
+        "a+tag@b.co.uk",
+        "a@b_c.fr",
+        "\x0ba@b.fr\x1f",
+        "a\x7f@b.fr",
+        "a@B.Fr",
+        "a@1.2",
+        "é@b.fr",
+        "a@b.fr\x1c",
+    ]
+    rows = [[str(i), f'"{e}"' if i % 2 else e, "", "", "n", ""] for i, e in enumerate(emails)]
+    both(write_rows(tmp_path / "e.csv", rows, delim="|"), "utf-8", KEY_ROLES)
+
+
+def _iban_for(country: str, length: int, body: str, rng: random.Random) -> str:
+    parts = fastscan._bban_parts(body) or []
+    bban = ""
+    for count, bits in parts:
+        pool = ("0123456789" if bits & 1 else "") + (
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if bits & 2 else ""
+        )
+        bban += "".join(rng.choice(pool or "0") for _ in range(count))
+    digits = "".join(str(int(c, 36)) for c in bban + country + "00")
+    check = 98 - int(digits) % 97
+    return f"{country}{check:02d}{bban}"
+
+
+def _ibans() -> list[str]:
+    rng = random.Random(7)
+    values: list[str] = []
+    for country, (length, body) in sorted(ibans._specs().items()):
+        iban = _iban_for(country, length, body, rng)
+        values += [
+            iban,
+            iban.lower(),
+            " ".join(iban[i : i + 4] for i in range(0, len(iban), 4)),
+            iban[:-1],  # wrong length
+            iban + "0",
+            iban[:4] + iban[5] + iban[4] + iban[6:],  # two characters swapped
+            iban[:2] + "00" + iban[4:],  # check digits out of range
+            iban[:-1] + ("0" if iban[-1] != "0" else "1"),
+            iban.replace(iban[5], "A", 1),
+        ]
+    values += [
+        "FR7630006000011234567890189",
+        "FR7630006000011234567890188",  # RIB key wrong
+        "FR76 3000 6000 0112 3456 7890 189",
+        "fr76-3000-6000-0112-3456-7890-189",
+        "FR76.3000.6000.0112.3456.7890.189",
+        "GP1230006000011234567890189",
+        "ES9121000418450200051332",
+        "ES9121000418450200051333",
+        "IT60X0542811101000000123456",
+        "IT60Y0542811101000000123456",
+        "BE68539007547034",
+        "BE68539007547035",
+        "DE89370400440532013000",
+        "DE89370400440532013001",
+        "XX89370400440532013000",
+        "1234",
+        "A",
+        "FR76",
+        "FR76 3000 6000 0112 3456 7890 189 0000 0000",
+        "FR76/3000",
+        "FR76_3000",
+        "------",
+        "GB82WEST12345698765432",
+        "NL91ABNA0417164300",
+        "MC5811222000010123456789030",
+    ]
+    return values
+
+
+def test_every_registry_country_and_near_misses(tmp_path: Path) -> None:
+    values = _ibans()
+    rows = [[str(i), "", "", f'"{v}"' if i % 3 == 0 else v, "n", ""] for i, v in enumerate(values)]
+    for encoding in ("utf-8", "cp1252"):
+        path = write_rows(tmp_path / f"i-{encoding}.csv", rows, delim=",", encoding=encoding)
+        _, canonical, rejects, _, _ = both(path, encoding, KEY_ROLES, batch_rows=200)
+        reasons = set(rejects["reason"])
+        assert {
+            ibans.REASON_IBAN_MOD97,
+            ibans.REASON_IBAN_MALFORMED,
+            ibans.REASON_IBAN_NATIONAL,
+            ibans.REASON_IBAN_COUNTRY_OR_LENGTH,
+        } <= reasons
+        assert canonical.height > 50
+
+
+def test_tables_follow_the_python_rules() -> None:
+    # every prefix of the phone table is one of phones.FAST_PREFIXES, every registry country
+    # has its length, and the BBAN regexes of the French RIB countries translate
+    table = fastscan._phone_prefixes()
+    assert {f"{i:03d}" for i, on in enumerate(table) if on} == set(phones_fast_prefixes())
+    for country in ibans.RIB_COUNTRIES & set(ibans._specs()):
+        assert fastscan._bban_parts(ibans._specs()[country][1]) is not None
+    assert 0x3000 in set(memoryview(fastscan._utf8_white_space()).cast("I"))
+    assert 0x1C not in set(memoryview(fastscan._utf8_white_space()).cast("I"))
+
+
+def phones_fast_prefixes() -> frozenset[str]:
+    from matching.phones import FAST_PREFIXES
+
+    return FAST_PREFIXES
+
+
+def test_can_scan() -> None:
+    dialect = detect_dialect("a;b\n1;2\n")
+    assert fastscan.can_scan("utf-8", dialect)
+    assert fastscan.can_scan("CP1252", dialect)
+    assert fastscan.can_scan("latin-1", dialect)
+    assert not fastscan.can_scan("utf-16", dialect)
+    assert not fastscan.can_scan("shift_jis", dialect)
+    assert not fastscan.can_scan("no-such-encoding", dialect)
+
+
+# -- random fields ---------------------------------------------------------------------------------
+
+_ALPHABET = "0123456789 .-()+@\"';,|\tazAZ\u00a0é\u2003\r\x0b\x1c"
+_field = st.text(alphabet=_ALPHABET, max_size=30) | st.sampled_from(_ibans())
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(st.tuples(_field, _field, _field, _field), min_size=1, max_size=25),
+    delim=st.sampled_from(DELIMITERS),
+    encoding=st.sampled_from(["utf-8", "cp1252"]),
+)
+def test_random_fields(
+    tmp_path: Path, rows: list[tuple[str, str, str, str]], delim: str, encoding: str
+) -> None:
+    lines = [delim.join(KEY_COLUMNS)]
+    for i, (email, phone, iban, name) in enumerate(rows, start=1):
+        lines.append(delim.join([str(i), email, phone, iban, name, "x"]))
+    path = tmp_path / "r.csv"
+    path.write_bytes(("\n".join(lines) + "\n").encode(encoding, errors="replace"))
+    old = old_path(path, encoding, KEY_ROLES, has_header=True, batch_rows=10)
+    assert_same(old, new_path(path, encoding, KEY_ROLES, has_header=True, batch_rows=10))
+
+
+def test_native_path_decides_the_common_shapes_itself(tmp_path: Path) -> None:
+    # pending values and leftover lines are correct but slow: the synthetic leak's common
+    # shapes (metropolitan phones, ASCII e-mails, IBANs of countries without a schwifty
+    # algorithm) must be decided in C, with no leftover line
+    path = write_delimited(_leak(), tmp_path / "leak.csv", delimiter=";", encoding="cp1252")
+    sample = _sample(path, "cp1252")
+    dialect = detect_dialect(sample)
+    plan = fastscan._plan(dialect.columns, "cp1252", ";", dict(COLUMN_CATEGORIES), "FR")
+    kept = pending = leftovers = canonical = 0
+    for part in fastscan._parts(path, plan, dialect.header_lines, 1000, 4096):
+        assert isinstance(part, fastscan._Part)
+        kept += len(part.out[4]) // 8
+        canonical += len(part.out[6]) // 4
+        pending += len(part.out[13]) // 4
+        leftovers += len(part.out[17]) // 8
+    assert kept == 400
+    assert leftovers == 0
+    assert canonical > 600
+    assert pending < 0.2 * 3 * 400
