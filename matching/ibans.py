@@ -7,21 +7,26 @@ overseas territories whose BBAN is the French one (RIB_COUNTRIES) carry the same
 we check it there too, so an IBAN with a wrong RIB key never matches whatever its prefix.
 
 The fast path decides shape, length, BBAN format, mod-97, the RIB key and the national check
-digits of Spain, Italy and Belgium in polars; rows of other countries for which schwifty has its
-own national algorithm (DE, PT, NO…) take the reference.
+digits of Spain, Italy and Belgium in polars. For the other countries with a schwifty national
+algorithm (DE, PT, NO…) it runs that algorithm itself, once per distinct well-formed value with a
+right mod-97, on the BBAN's components: the bank and its method are looked up the way schwifty
+does, without building IBAN objects. Only a value on which such an algorithm fails otherwise
+than with a schwifty error takes the reference.
 """
 
 from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from itertools import product
 
 import polars as pl
 from schwifty import IBAN, exceptions, registry
-from schwifty.checksum import algorithms
-from schwifty.domain import Component
+from schwifty.checksum import Algorithm, algorithms
+from schwifty.domain import Bank, Component
 
 from matching.identity import fill_from_reference
 
@@ -69,6 +74,17 @@ def _rib_key_ok(bban: str) -> bool:
     return f"{97 - remainder:02d}" == key
 
 
+def _reason_of(error: exceptions.SchwiftyException) -> str:
+    """Our reason for a schwifty error (the reference and the schwifty-national path share it)."""
+    if isinstance(error, exceptions.InvalidCountryCode | exceptions.InvalidLength):
+        return REASON_IBAN_COUNTRY_OR_LENGTH
+    if isinstance(error, exceptions.InvalidChecksumDigits):
+        return REASON_IBAN_MOD97
+    if isinstance(error, exceptions.InvalidBBANChecksum):
+        return REASON_IBAN_NATIONAL
+    return REASON_IBAN_MALFORMED
+
+
 def normalise_iban(value: str | None) -> tuple[str | None, str | None]:
     """Reference: (compact upper-case IBAN or None, reason or None); empty input -> (None, None)."""
     if value is None:
@@ -86,14 +102,8 @@ def normalise_iban(value: str | None) -> tuple[str | None, str | None]:
             # Countries whose check digits schwifty cannot verify pass with this warning.
             warnings.simplefilter("ignore", exceptions.NationalChecksumNotVerified)
             iban = IBAN(text, validate_bban=True)
-    except (exceptions.InvalidCountryCode, exceptions.InvalidLength):
-        return None, REASON_IBAN_COUNTRY_OR_LENGTH
-    except exceptions.InvalidChecksumDigits:
-        return None, REASON_IBAN_MOD97
-    except exceptions.InvalidBBANChecksum:
-        return None, REASON_IBAN_NATIONAL
-    except exceptions.SchwiftyException:
-        return None, REASON_IBAN_MALFORMED
+    except exceptions.SchwiftyException as error:
+        return None, _reason_of(error)
     if iban.country_code in RIB_COUNTRIES and not _rib_key_ok(iban.bban):
         return None, REASON_IBAN_NATIONAL
     return str(iban), None
@@ -189,10 +199,115 @@ def _vectorised_national() -> frozenset[str]:
 
 
 @cache
-def _reference_only_countries() -> frozenset[str]:
-    """Countries with a schwifty national algorithm we do not reimplement."""
+def _schwifty_national_countries() -> frozenset[str]:
+    """Countries with a schwifty national algorithm we do not reimplement: schwifty runs it."""
     with_algorithm = {key.split(":", 1)[0] for key in algorithms}
     return frozenset(with_algorithm - RIB_COUNTRIES - _vectorised_national())
+
+
+@cache
+def _reference_only_countries() -> frozenset[str]:
+    """Countries whose every well-formed IBAN takes the reference: none at present.
+
+    `_schwifty_national_reason` reproduces schwifty's national check for every country of
+    `_schwifty_national_countries`; a country whose check it cannot reproduce goes here.
+    """
+    return frozenset()
+
+
+@dataclass(frozen=True)
+class _NationalCheck:
+    """One schwifty algorithm with where its inputs are in a BBAN of the country's length."""
+
+    algorithm: Algorithm
+    components: tuple[slice, ...]
+    """schwifty's ``algorithm.accepts``, in order."""
+    expected: slice
+    """The national check digits (empty for countries that have none)."""
+
+
+@dataclass(frozen=True)
+class _NationalLayout:
+    """What schwifty's national check of one country reads from a BBAN, resolved once."""
+
+    bban_length: int
+    lookup: tuple[slice, ...]
+    """Where the bank lookup key is (schwifty's ``bic_lookup_components``, in order)."""
+    by_key: Mapping[str, _NationalCheck | None]
+    """Check per bank code in the registry (None: schwifty has no algorithm for its method)."""
+    default: _NationalCheck | None
+    """Check for a bank code not in the registry."""
+
+
+@cache
+def _national_layout(country: str) -> _NationalLayout:
+    spec = registry.get_iban_spec(country)
+    length = spec.bban_length
+
+    def cut(component: Component) -> slice:
+        # schwifty reads a component that does not fit in the BBAN as empty
+        r = spec.positions.get(component)
+        if r is None or not (r.start < length and r.end <= length):
+            return slice(0, 0)
+        return slice(r.start, r.end)
+
+    @cache
+    def check(method: str) -> _NationalCheck | None:
+        algorithm = algorithms.get(f"{country}:{method}")
+        if algorithm is None:
+            return None
+        return _NationalCheck(
+            algorithm,
+            tuple(cut(c) for c in algorithm.accepts),
+            cut(Component.NATIONAL_CHECKSUM_DIGITS),
+        )
+
+    by_key: dict[str, _NationalCheck | None] = {}
+    for bank in registry.get_banks_by_country(country):
+        if bank.bank_code and bank.bank_code not in by_key:
+            # schwifty takes the first bank of the code flagged primary, else the first one
+            chosen = max(registry.get_banks_by_code(country, bank.bank_code), key=_is_primary)
+            by_key[bank.bank_code] = check(chosen.checksum_algo)
+    lookup_by = spec.bic_lookup_components or [Component.BANK_CODE]
+    return _NationalLayout(
+        bban_length=length,
+        lookup=tuple(cut(c) for c in lookup_by),
+        by_key=by_key,
+        default=check("default"),
+    )
+
+
+def _is_primary(bank: Bank) -> bool:
+    return bank.primary
+
+
+class _Undecided(Exception):
+    """schwifty would not decide the way this module models: the reference decides."""
+
+
+def _schwifty_national_reason(country: str, bban: str) -> str | None:
+    """schwifty's national check of a well-formed BBAN: None when it passes, else our reason.
+
+    Raises _Undecided where schwifty would raise something other than a schwifty error.
+    """
+    layout = _national_layout(country)
+    if len(bban) != layout.bban_length:
+        raise _Undecided
+    lookup = layout.lookup
+    key = bban[lookup[0]] if len(lookup) == 1 else "".join([bban[at] for at in lookup])
+    check = layout.by_key.get(key, layout.default)
+    if check is None:
+        # schwifty accepts the digits unchecked (with a warning the reference silences)
+        return None
+    try:
+        passed = check.algorithm.validate(
+            [bban[at] for at in check.components], bban[check.expected]
+        )
+    except exceptions.SchwiftyException as error:
+        return _reason_of(error)
+    except Exception as error:  # the reference lets these through: it decides
+        raise _Undecided from error
+    return None if passed else REASON_IBAN_NATIONAL
 
 
 def _digit(bban: pl.Expr, at: int) -> pl.Expr:
@@ -249,6 +364,32 @@ def _national_fails(frame: pl.DataFrame) -> pl.Series:
         ok = pl.when(pl.col("country") == code).then(_NATIONAL_CHECKS[code](bban)).otherwise(ok)
     failed = sub.select(~ok.fill_null(value=False)).to_series()
     return fails.scatter(rows, failed)
+
+
+def _schwifty_national(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per row, for a well-formed IBAN with a right mod-97 of a schwifty-national country:
+    "national_reason" (schwifty's verdict as our reason, null when it passes) and "undecided".
+
+    Each distinct value is checked once; rows of other countries get (null, false).
+    """
+    countries = sorted(_schwifty_national_countries() - _reference_only_countries())
+    todo = frame.select(pl.col("mod97") & pl.col("country").is_in(countries)).to_series()
+    reasons = pl.Series("national_reason", [None] * frame.height, dtype=pl.String)
+    undecided = pl.Series("undecided", [False] * frame.height, dtype=pl.Boolean)
+    rows = todo.arg_true()
+    if rows.len():
+        verdicts: dict[str, tuple[str | None, bool]] = {}
+        texts: list[str] = frame.get_column("text").gather(rows).to_list()
+        for text in texts:
+            if text not in verdicts:
+                try:
+                    verdicts[text] = (_schwifty_national_reason(text[:2], text[4:]), False)
+                except _Undecided:
+                    verdicts[text] = (None, True)
+        decided = [verdicts[text] for text in texts]
+        reasons = reasons.scatter(rows, pl.Series([r for r, _ in decided], dtype=pl.String))
+        undecided = undecided.scatter(rows, pl.Series([u for _, u in decided], dtype=pl.Boolean))
+    return pl.DataFrame([reasons, undecided])
 
 
 @cache
@@ -336,6 +477,7 @@ def normalise_ibans(values: pl.Series) -> pl.DataFrame:
         schwifty_only=pl.col("country").is_in(sorted(_reference_only_countries())),
     )
     frame = frame.with_columns(national=_national_fails(frame))
+    frame = pl.concat([frame, _schwifty_national(frame)], how="horizontal")
     in_rib = pl.col("country").is_in(sorted(RIB_COUNTRIES))
     reason = (
         pl.when(pl.col("blank"))
@@ -350,9 +492,16 @@ def normalise_ibans(values: pl.Series) -> pl.DataFrame:
         .then(pl.lit(REASON_IBAN_MOD97))
         .when(pl.col("mod97") & ((in_rib & ~pl.col("rib")) | pl.col("national")))
         .then(pl.lit(REASON_IBAN_NATIONAL))
+        .when(pl.col("mod97"))
+        .then(pl.col("national_reason"))
     )
     valid = (
-        pl.col("mod97") & ~pl.col("schwifty_only") & (~in_rib | pl.col("rib")) & ~pl.col("national")
+        pl.col("mod97")
+        & ~pl.col("schwifty_only")
+        & (~in_rib | pl.col("rib"))
+        & ~pl.col("national")
+        & pl.col("national_reason").is_null()
+        & ~pl.col("undecided")
     )
     frame = frame.with_columns(reason=reason, canonical=pl.when(valid).then(text))
     frame = frame.with_columns(

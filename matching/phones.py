@@ -83,8 +83,9 @@ FAST_PREFIXES: frozenset[str] = frozenset(
 )
 
 # A candidate for the fast path: ASCII digits and the usual separators, '+' only first.
+# '/' and the no-break space (spreadsheet exports) are punctuation to phonenumbers as well.
 # Rust regexes run in linear time, and the length is bounded first anyway.
-_FAST_SHAPE = r"^\+?[0-9(][0-9 .()\-]*$"
+_FAST_SHAPE = "^\\+?[0-9(][0-9 .()\\-/\u00a0]*$"
 _FAST_MAX_CHARS = 30
 _PLUS_FORM = r"^330?([1-9][0-9]{8})$"
 _BARE_FORM = r"^(?:0|00330?|330?)?([1-9][0-9]{8})$"

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from schwifty import IBAN, exceptions, registry
+from schwifty.checksum import algorithms
 
 from matching.ibans import (
     REASON_IBAN_COUNTRY_OR_LENGTH,
@@ -17,7 +18,11 @@ from matching.ibans import (
     REASON_IBAN_MOD97,
     REASON_IBAN_NATIONAL,
     RIB_COUNTRIES,
+    _reference_only_countries,
+    _schwifty_national_countries,
+    _schwifty_national_reason,
     _specs,
+    _vectorised_national,
     normalise_iban,
     normalise_ibans,
 )
@@ -227,3 +232,111 @@ def test_vectorised_equals_reference_on_any_text(values: list[str | None]) -> No
 def test_normalising_a_canonical_value_gives_itself(values: list[str]) -> None:
     canonical = [c for c, _ in vectorised(values) if c is not None]
     assert [c for c, _ in vectorised(canonical)] == canonical
+
+
+# --- countries whose national check is schwifty's own algorithm, run without IBAN objects -------
+
+_SCHWIFTY_NATIONAL = sorted(_schwifty_national_countries())
+_DE_BANKS = registry.get_banks_by_country("DE")
+_DE_METHODS = sorted({bank.checksum_algo for bank in _DE_BANKS})
+_DE_CODES = sorted({bank.bank_code for bank in _DE_BANKS})
+
+
+def national_mutants(ibans: Sequence[str], rng: random.Random) -> list[str]:
+    """One digit of each BBAN changed, mod-97 recomputed: only the national check can tell."""
+    mutants = []
+    for iban in ibans:
+        bban = iban[4:]
+        i = rng.choice([i for i, c in enumerate(bban) if c.isdigit()])
+        digit = rng.choice([d for d in "0123456789" if d != bban[i]])
+        mutants.append(with_check_digits(iban[:2], bban[:i] + digit + bban[i + 1 :]))
+    return mutants
+
+
+def random_ibans(country: str, n: int, rng: random.Random, **values: str) -> list[str]:
+    ibans = []
+    for attempt in range(n):
+        try:
+            ibans.append(
+                str(IBAN.random(country, random=rng, use_registry=attempt % 4 != 0, **values))
+            )
+        except exceptions.SchwiftyException:
+            continue
+    return ibans
+
+
+def test_every_schwifty_national_country_is_decided_without_the_reference() -> None:
+    assert {"DE", "PT", "NO", "PL", "FI", "SI", "SM", "CZ"} <= set(_SCHWIFTY_NATIONAL)
+    assert not set(_SCHWIFTY_NATIONAL) & (set(_vectorised_national()) | RIB_COUNTRIES)
+    assert _reference_only_countries() == frozenset()
+
+
+@pytest.mark.parametrize("country", _SCHWIFTY_NATIONAL)
+def test_schwifty_national_equals_reference(country: str) -> None:
+    rng = random.Random(country)
+    valid = random_ibans(country, 150, rng)
+    assert valid, country
+    values = valid + national_mutants(valid, rng)
+    assert_same(values)
+    # the schwifty-national path itself, value by value
+    for value in values:
+        assert _schwifty_national_reason(value[:2], value[4:]) == normalise_iban(value)[1]
+
+
+@pytest.mark.parametrize("method", _DE_METHODS)
+def test_every_german_registry_method_equals_reference(method: str) -> None:
+    rng = random.Random(method)
+    codes = sorted({bank.bank_code for bank in _DE_BANKS if bank.checksum_algo == method})
+    valid = []
+    for code in rng.sample(codes, min(5, len(codes))):
+        valid += random_ibans("DE", 20, rng, bank_code=code)
+    # account codes drawn freely as well: most are invalid for checking methods
+    drawn = [
+        with_check_digits("DE", code + f"{rng.randrange(10**10):010d}")
+        for code in rng.choices(codes, k=60)
+    ]
+    values = valid + national_mutants(valid, rng) + drawn
+    assert_same(values)
+    if f"DE:{method}" not in algorithms:
+        # schwifty accepts what it cannot check (mutants may have left the method's bank codes)
+        assert all(c is not None for c, _ in vectorised(valid + drawn)), method
+
+
+def test_german_unknown_bank_codes_equal_reference() -> None:
+    rng = random.Random(5)
+    known = set(_DE_CODES)
+    unknown: list[str] = []
+    while len(unknown) < 100:
+        code = f"{rng.randrange(10**8):08d}"
+        if code not in known:
+            unknown.append(with_check_digits("DE", code + f"{rng.randrange(10**10):010d}"))
+    assert vectorised(unknown) == [(iban, None) for iban in unknown]
+    assert_same(unknown)
+
+
+@st.composite
+def schwifty_national_shaped(draw: st.DrawFn) -> str:
+    """A BBAN of a schwifty-national country with right mod-97; German bank codes mostly known."""
+    country = draw(st.sampled_from(_SCHWIFTY_NATIONAL))
+    length = _specs()[country][0] - 4
+    if country == "DE" and draw(st.booleans()):
+        account = draw(st.text("0123456789", min_size=10, max_size=10))
+        bban = draw(st.sampled_from(_DE_CODES)) + account
+    else:
+        alphabet = "0123456789" if draw(st.booleans()) else "0123456789AZ"
+        bban = draw(st.text(alphabet, min_size=length, max_size=length))
+    return with_check_digits(country, bban)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(schwifty_national_shaped(), min_size=1, max_size=20))
+def test_schwifty_national_property(values: list[str]) -> None:
+    assert_same(values)
+
+
+def test_repeated_values_are_checked_once_and_keep_their_rows() -> None:
+    rng = random.Random(9)
+    valid = random_ibans("DE", 30, rng)
+    values = [*valid, *national_mutants(valid, rng)] * 3
+    rng.shuffle(values)
+    assert_same(values)

@@ -79,7 +79,15 @@ def test_every_spelling_gives_e164(spelling: str) -> None:
 
 @pytest.mark.parametrize(
     "spelling",
-    ["06 12 34 56 78", "+33 (0)6 12 34 56 78", "0033612345678", "33612345678", "612345678"],
+    [
+        "06 12 34 56 78",
+        "+33 (0)6 12 34 56 78",
+        "0033612345678",
+        "33612345678",
+        "612345678",
+        "06/12/34/56/78",
+        "06\u00a012\u00a034\u00a056\u00a078",
+    ],
 )
 def test_common_shapes_take_the_fast_path(spelling: str) -> None:
     assert fast_decided([spelling]) == ["+33612345678"]
@@ -219,7 +227,7 @@ def test_fast_path_declines_overseas_and_special_ranges() -> None:
 # --- properties -----------------------------------------------------------------------------
 
 _PREFIX_FORMS = ["", "0", "+33", "+33 ", "+33 (0)", "+330", "0033", "0033 ", "00 33 ", "33", "330"]
-_SEPARATORS = ["", " ", ".", "-", "  ", " - ", "(", ")"]
+_SEPARATORS = ["", " ", ".", "-", "  ", " - ", "(", ")", "/", " / ", "\u00a0", "\u202f"]
 
 
 @st.composite
@@ -250,7 +258,7 @@ def test_vectorised_equals_reference_on_any_text(values: list[str | None]) -> No
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.text(alphabet="0123456789 +()-.", max_size=20), max_size=20))
+@given(st.lists(st.text(alphabet="0123456789 +()-./\u00a0", max_size=20), max_size=20))
 def test_vectorised_equals_reference_on_phone_alphabet(values: list[str]) -> None:
     assert_same(values)
 
