@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -15,7 +15,7 @@ from notify.render import (
     NoticeShape,
     RenderedNotice,
     Wording,
-    fill_spans,
+    as_built,
     notice_plan,
     safe_iban_hint,
     safe_phone_hint,
@@ -254,14 +254,21 @@ _VERDICTS_MAX = 1024
 class _Verdict:
     ok: bool
     plan: NoticePlan
+    # What the verdict was reached for; compared by identity first (same objects every time).
+    facts: tuple[object, ...] = ()
     allowed: tuple[str, ...] = ()
     allowed_html: tuple[str, ...] = ()
-    reach: int = 0
+    margin: int = _WINDOW
     text_slots: frozenset[str] = frozenset()
     html_slots: frozenset[str] = frozenset()
+    # Per slot occurrence: (index of the part, slot name); spans follow from the lengths.
+    text_layout: tuple[tuple[int, str], ...] = ()
+    html_layout: tuple[tuple[int, str], ...] = ()
+    references: tuple[int, int] = (0, 0)
 
 
-_verdicts: dict[tuple[object, ...], _Verdict] = {}
+# Keyed by the shape object (hashed by identity: the renderer makes one per shape).
+_verdicts: dict[NoticeShape, list[_Verdict]] = {}
 
 
 def _specimen(parts: Sequence[str]) -> str:
@@ -291,12 +298,18 @@ def _slots_in_text_content(html_parts: Sequence[str]) -> bool:
     return True
 
 
+def _layout(parts: Sequence[str]) -> tuple[tuple[int, str], ...]:
+    return tuple((i, parts[i]) for i in range(1, len(parts), 2))
+
+
 def _verdict(notice: RenderedNotice, ctx: NoticeContext, shape: NoticeShape) -> _Verdict:
     plan = notice_plan(ctx.categories, ctx.matched_on)
-    key = (shape.text, shape.html, notice.language, notice.subject, plan, ctx.breach)
-    found = _verdicts.get(key)
-    if found is not None:
-        return found
+    facts = (notice.language, notice.subject, plan, ctx.breach)
+    known = _verdicts.get(shape)
+    if known is not None:
+        for found in known:
+            if found.facts == facts:
+                return found
     allowed = _allowed(notice.language, ctx)
     specimen = RenderedNotice(
         notice.notice_id, notice.language, notice.subject,
@@ -313,32 +326,29 @@ def _verdict(notice: RenderedNotice, ctx: NoticeContext, shape: NoticeShape) -> 
     verdict = _Verdict(
         ok=ok,
         plan=plan,
+        facts=facts,
         allowed=tuple(a for a in allowed if a),
         allowed_html=tuple(_html(a) for a in allowed if a),
-        reach=max((len(_html(a)) for a in allowed), default=0),
+        margin=max(_WINDOW, *(len(_html(a)) for a in allowed)),
         text_slots=frozenset(shape.text[1::2]),
         html_slots=frozenset(shape.html[1::2]),
+        text_layout=_layout(shape.text),
+        html_layout=_layout(shape.html),
+        references=(shape.text[1::2].count("reference"), shape.html[1::2].count("reference")),
     )
     if len(_verdicts) >= _VERDICTS_MAX:
         _verdicts.clear()
-    _verdicts[key] = verdict
+    _verdicts.setdefault(shape, []).append(verdict)
     return verdict
-
-
-def _window_clean(
-    doc: str, start: int, end: int, allowed: tuple[str, ...], reach: int, html: bool
-) -> bool:
-    """No operator text within reach of the slot, no identifier or link in or across it.
-
-    One window serves both: wider than either needs, it can only answer "not proven" more.
-    """
-    margin = max(reach, _WINDOW)
-    return _clean(doc[max(0, start - margin) : end + margin], allowed, html)
 
 
 # Hints and names repeat across customers: the same window is judged once.
 @lru_cache(maxsize=65536)
 def _clean(window: str, allowed: tuple[str, ...], html: bool) -> bool:
+    """No operator text within reach of the slot, no identifier or link in or across it.
+
+    One window serves both: wider than either needs, it can only answer "not proven" more.
+    """
     if any(a in window for a in allowed):
         return False
     if _shows_identifier(window):
@@ -346,11 +356,38 @@ def _clean(window: str, allowed: tuple[str, ...], html: bool) -> bool:
     return not (_has_active_html(window) if html else _has_link(window))
 
 
+def _slots_clean(
+    doc: str,
+    parts: tuple[str, ...],
+    layout: tuple[tuple[int, str], ...],
+    values: Mapping[str, str],
+    allowed: tuple[str, ...],
+    margin: int,
+    html: bool,
+) -> bool:
+    """Every non-reference value, with ``margin`` characters of the notice either side, clean.
+
+    ``doc`` is provably ``parts`` filled with ``values``: spans follow from the lengths.
+    """
+    pos = 0
+    for index, slot in layout:
+        pos += len(parts[index - 1])  # the literal before this slot (layout lists every slot)
+        value = values[slot]
+        end = pos + len(value)
+        if slot != "reference" and not _clean(
+            doc[max(0, pos - margin) : end + margin], allowed, html
+        ):
+            return False
+        pos = end
+    return True
+
+
 def _fast_complete(notice: RenderedNotice, ctx: NoticeContext) -> bool:
     """True only when the notice is provably its checked shape filled with safe values."""
-    shape, fills = notice.shape, notice.fills
-    if shape is None or fills is None:
+    built = as_built(notice)
+    if built is None:
         return False
+    shape, fills = built
     verdict = _verdict(notice, ctx, shape)
     if not verdict.ok:
         return False
@@ -362,19 +399,16 @@ def _fast_complete(notice: RenderedNotice, ctx: NoticeContext) -> bool:
     notice_id = notice.notice_id
     if not _REFERENCE.fullmatch(notice_id) or fills.get("reference", notice_id) != notice_id:
         return False
-    for doc, parts, escaped, allowed in (
-        (notice.text, shape.text, False, verdict.allowed),
-        (notice.html, shape.html, True, verdict.allowed_html),
-    ):
-        spans = fill_spans(doc, parts, fills, escaped)
-        if spans is None or doc.count(notice_id) != parts[1::2].count("reference"):
-            return False
-        for slot, start, end in spans:
-            if slot != "reference" and not _window_clean(
-                doc, start, end, allowed, verdict.reach, escaped
-            ):
-                return False
-    return True
+    text_refs, html_refs = verdict.references
+    if notice.text.count(notice_id) != text_refs or notice.html.count(notice_id) != html_refs:
+        return False
+    escaped = {k: _html(v) for k, v in fills.items()}
+    return _slots_clean(
+        notice.text, shape.text, verdict.text_layout, fills, verdict.allowed, verdict.margin, False
+    ) and _slots_clean(
+        notice.html, shape.html, verdict.html_layout, escaped, verdict.allowed_html,
+        verdict.margin, True,
+    )  # fmt: skip
 
 
 def missing_elements(notice: RenderedNotice, ctx: NoticeContext) -> list[str]:

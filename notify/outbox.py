@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import binascii
-import ctypes
+import contextlib
+import fcntl
 import os
 import re
 import secrets
+import subprocess
+import sys
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,14 +20,19 @@ from email.policy import default
 from email.utils import format_datetime, getaddresses
 from functools import lru_cache
 from pathlib import Path
+from types import TracebackType
 
 from markupsafe import escape
 
 from core.errors import TerminalError
-from notify.render import NoticeShape, RenderedNotice, fill_spans
+from notify import batch_writer
+from notify.batch_writer import BatchError, write_batch
+from notify.render import NoticeShape, RenderedNotice, as_built
 
 __all__ = [
     "EmlFile",
+    "OutboxWriteError",
+    "OutboxWriter",
     "UnsafeHeaderError",
     "build_emls",
     "write_durably",
@@ -179,6 +187,11 @@ def _skeletons_of(shape: NoticeShape) -> tuple[_Skeleton | None, _Skeleton | Non
     return found
 
 
+@lru_cache(maxsize=4096)
+def _escaped(value: str) -> str:
+    return str(escape(value))
+
+
 def _qp_filled(skeleton: _Skeleton, fills: Mapping[str, str], escaped: bool) -> bytes:
     out: list[bytes] = []
     for item in skeleton:
@@ -186,7 +199,7 @@ def _qp_filled(skeleton: _Skeleton, fills: Mapping[str, str], escaped: bool) -> 
             out.append(item)
             continue
         line = "".join(
-            p if i % 2 == 0 else (str(escape(fills[p])) if escaped else fills[p])
+            p if i % 2 == 0 else (_escaped(fills[p]) if escaped else fills[p])
             for i, p in enumerate(item)
         )
         out.append(binascii.b2a_qp(line.encode("utf-8"), istext=True))
@@ -195,14 +208,14 @@ def _qp_filled(skeleton: _Skeleton, fills: Mapping[str, str], escaped: bool) -> 
 
 def _bodies(notice: RenderedNotice) -> tuple[bytes, bytes]:
     """Both bodies encoded: from the shape's skeleton when the notice is provably that shape."""
-    shape, fills = notice.shape, notice.fills
-    if shape is not None and fills is not None and not any("\r" in v for v in fills.values()):
+    built = as_built(notice)
+    if built is not None:
+        shape, fills = built
         text_skeleton, html_skeleton = _skeletons_of(shape)
         if (
             text_skeleton is not None
             and html_skeleton is not None
-            and fill_spans(notice.text, shape.text, fills, False) is not None
-            and fill_spans(notice.html, shape.html, fills, True) is not None
+            and not any("\r" in v for v in fills.values())
         ):
             return _qp_filled(text_skeleton, fills, False), _qp_filled(html_skeleton, fills, True)
     return _qp(notice.text), _qp(notice.html)
@@ -251,66 +264,20 @@ def _date_header(moment: datetime) -> bytes:
     return _date_header_at(moment.replace(microsecond=0))
 
 
-def _syncfs(fd: int) -> bool:
-    """Flush the whole file system holding ``fd`` at once (Linux); False where unavailable."""
-    fn = getattr(_LIBC, "syncfs", None) if _LIBC is not None else None
-    return fn is not None and fn(fd) == 0
-
-
-try:
-    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
-except OSError:  # pragma: no cover - no C library to load
-    _LIBC = None
-
-
-def _make_durable(directory: int, paths: Sequence[Path]) -> None:
-    """Every file's data on disk: one syncfs for the batch, else one fsync per file."""
-    if _syncfs(directory):
-        return
-    for path in paths:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+class OutboxWriteError(TerminalError):
+    """A batch of ``.eml`` files not written; names the step and the errno, never a file."""
 
 
 def _write_batch(outbox: Path, files: Sequence[tuple[Path, bytes]]) -> None:
-    """Write every file durably and atomically: the batch's durability policy.
-
-    Each file goes to a temporary name first (one write); then the data of all of them is made
-    durable at once; only then are they renamed into place and the directory synced. A crash
-    leaves either no file or the whole previous one under each final name, never a partial
-    one; when this returns, every file survives power loss, so the caller may record them.
-    """
+    """Write every file durably and atomically (:func:`notify.batch_writer.write_batch`)."""
     if not files:
         return
     outbox.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_hex(6)
-    temporaries: list[Path] = []
+    folder = os.open(outbox, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for n, (path, data) in enumerate(files):
-            tmp = path.with_name(f".{path.name}.{token}-{n}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            temporaries.append(tmp)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-        directory = os.open(outbox, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            _make_durable(directory, temporaries)
-            for tmp, (path, _) in zip(temporaries, files, strict=True):
-                os.replace(tmp, path)
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    except BaseException:
-        for tmp in temporaries:
-            tmp.unlink(missing_ok=True)
-        raise
+        write_batch(folder, [(path.name, data) for path, data in files])
+    finally:
+        os.close(folder)
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +314,114 @@ def write_durably(outbox: Path, files: Sequence[EmlFile]) -> None:
     Releases the GIL for its system calls: a caller may build the next batch meanwhile.
     """
     _write_batch(outbox, [(f.path, f.data) for f in files])
+
+
+class OutboxWriter:
+    """Writes batches of built ``.eml`` files durably from a child process of its own.
+
+    The child makes each batch durable exactly as :func:`write_durably` does (same function),
+    while this process builds the next one: the file system's system calls no longer wait for
+    the GIL behind the renderer, and both cores work. One batch is in flight at a time;
+    :attr:`durable` counts the files the child has reported on disk, durable and renamed into
+    place, and nothing else. Use as a context manager; leaving it waits for the last batch.
+    """
+
+    _SCRIPT = str(Path(batch_writer.__file__).resolve())
+    _PIPE_SIZE = 1 << 20
+
+    def __init__(self, outbox: Path) -> None:
+        outbox.mkdir(parents=True, exist_ok=True)
+        self.outbox = outbox
+        self.durable = 0
+        self._in_flight = 0
+        # -I -S: the child imports nothing of ours or of the environment, only the stdlib.
+        self._child = subprocess.Popen(
+            [sys.executable, "-I", "-S", self._SCRIPT, str(outbox)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+        )
+        assert self._child.stdin is not None and self._child.stdout is not None
+        self._to = self._child.stdin.fileno()
+        self._from = self._child.stdout.fileno()
+        # Fewer wake-ups per batch; the default (64 KiB) works too, if pipe-max-size is lower.
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(self._to, fcntl.F_SETPIPE_SZ, self._PIPE_SIZE)
+
+    def submit(self, files: Sequence[EmlFile]) -> None:
+        """Hand a batch to the child, once the previous one is durable (see :meth:`wait`)."""
+        self.wait()
+        if not files:
+            return
+        buffers: list[bytes] = []
+        size = 0
+        for f in files:
+            if f.path.parent != self.outbox:
+                raise ValueError("every file of a batch belongs in this writer's outbox")
+            name = f.path.name.encode("ascii")
+            head = batch_writer.FILE_HEADER.pack(len(name), len(f.data)) + name
+            buffers += (head, f.data)
+            size += len(head) + len(f.data)
+        buffers.insert(0, batch_writer.BATCH_HEADER.pack(len(files), size))
+        self._send(buffers)
+        self._in_flight = len(files)
+
+    def _send(self, buffers: list[bytes]) -> None:
+        # writev releases the GIL for the copy into the pipe; a short write finishes with write.
+        for start in range(0, len(buffers), 512):
+            chunk = buffers[start : start + 512]
+            sent = os.writev(self._to, chunk)
+            if sent < sum(len(b) for b in chunk):
+                rest = memoryview(b"".join(chunk))[sent:]
+                while rest:
+                    rest = rest[os.write(self._to, rest) :]
+
+    def wait(self) -> None:
+        """Return once the batch in flight (if any) is durable; raise if it was refused."""
+        if not self._in_flight:
+            return
+        answer = bytearray()
+        while len(answer) < batch_writer.REPLY.size:
+            got = os.read(self._from, batch_writer.REPLY.size - len(answer))
+            if not got:
+                self._in_flight = 0
+                raise OutboxWriteError("outbox batch: the writer process ended before answering")
+            answer += got
+        status, step, errno = batch_writer.REPLY.unpack(answer)
+        count, self._in_flight = self._in_flight, 0
+        if status:
+            error = BatchError(step, errno)
+            raise OutboxWriteError(f"{error} (errno {errno})")
+        self.durable += count
+
+    def close(self) -> None:
+        """Wait for the last batch, then let the child end (end of its input)."""
+        try:
+            self.wait()
+        finally:
+            assert self._child.stdin is not None and self._child.stdout is not None
+            self._child.stdin.close()
+            self._child.stdout.close()
+            status = self._child.wait(timeout=60)
+        if status != 0:
+            raise OutboxWriteError(f"outbox batch: the writer process ended with status {status}")
+
+    def __enter__(self) -> OutboxWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.close()
+            return
+        # Already failing: let the batch in flight finish (never half a batch of temporaries),
+        # and keep the error that brought us here rather than one from the writer.
+        with contextlib.suppress(OutboxWriteError):
+            self.close()
 
 
 def write_emls(

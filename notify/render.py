@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, lru_cache
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,6 +26,7 @@ __all__ = [
     "NoticeShape",
     "RenderedNotice",
     "Wording",
+    "as_built",
     "build_environment",
     "fill_spans",
     "language_of",
@@ -137,8 +139,9 @@ class RenderedNotice:
     """One customer's notice, ready for a sender: subject, plain text and HTML.
 
     ``shape`` and ``fills`` say how the renderer built it (the shape's words, the customer's
-    values, unescaped); checks use them only after proving ``text`` and ``html`` are exactly
-    that, so a notice altered afterwards is checked in full.
+    values, unescaped); checks use them only once :func:`as_built` proves ``text`` and
+    ``html`` are the very strings the renderer made from them, so a notice altered afterwards
+    (``dataclasses.replace``, a new instance) is checked in full.
     """
 
     notice_id: str
@@ -148,6 +151,49 @@ class RenderedNotice:
     html: str
     shape: NoticeShape | None = field(default=None, compare=False, repr=False)
     fills: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
+    built: _Built | None = field(default=None, compare=False, repr=False)
+
+
+_BUILT_KEY = object()
+
+
+class _Built:
+    """The renderer's own record of what it made: the very ``str`` objects, not copies.
+
+    Only :class:`NoticeRenderer` makes one (it must show the module's private key). Strings
+    are immutable, so ``notice.text is built.text`` proves the text is exactly what the
+    renderer joined from ``shape`` and ``fills`` (a read-only view of a dict nobody else holds).
+    """
+
+    __slots__ = ("fills", "html", "shape", "text")
+
+    def __init__(
+        self, key: object, shape: NoticeShape, fills: Mapping[str, str], text: str, html: str
+    ) -> None:
+        if key is not _BUILT_KEY:
+            raise TypeError("only NoticeRenderer records what it built")
+        self.shape = shape
+        self.fills = fills
+        self.text = text
+        self.html = html
+
+
+def as_built(notice: RenderedNotice) -> tuple[NoticeShape, Mapping[str, str]] | None:
+    """The shape and values ``notice`` is provably made of, or None (then check it in full).
+
+    Identity, not equality: O(1) whatever the notice's length, and nothing but the renderer's
+    own strings passes.
+    """
+    built = notice.built
+    if (
+        type(built) is _Built
+        and notice.text is built.text
+        and notice.html is built.html
+        and notice.shape is built.shape
+        and notice.fills is built.fills
+    ):
+        return built.shape, built.fills
+    return None
 
 
 @dataclass(frozen=True)
@@ -273,6 +319,9 @@ def notice_plan(categories: tuple[Category, ...], matched_on: tuple[KeyKind, ...
 
 
 def _strip_controls(value: str) -> str:
+    # A printable string has no character of category C (isprintable is C-speed).
+    if value.isprintable():
+        return value
     return "".join(ch for ch in value if not unicodedata.category(ch).startswith("C"))
 
 
@@ -357,6 +406,9 @@ class NoticeRenderer:
             for lang in LANGUAGES
         }
         self._shapes: dict[tuple[Any, ...], NoticeShape] = {}
+        self._serials: dict[BreachFacts, int] = {}
+        self._breach: BreachFacts | None = None
+        self._breach_n = 0
 
     def _render_shape(
         self,
@@ -390,6 +442,18 @@ class NoticeRenderer:
         # Even indexes are literal text, odd ones slot names.
         return tuple(_SLOT.split(text)), tuple(_SLOT.split(html))
 
+    def _breach_serial(self, breach: BreachFacts) -> int:
+        """A small number standing for ``breach`` in shape keys (hashing it is not cheap)."""
+        if breach is not self._breach:
+            serial = self._serials.get(breach)
+            if serial is None:
+                if len(self._serials) >= _SHAPES_MAX:
+                    self._serials.clear()
+                    self._shapes.clear()
+                serial = self._serials[breach] = len(self._serials)
+            self._breach, self._breach_n = breach, serial
+        return self._breach_n
+
     def render(self, ctx: NoticeContext) -> RenderedNotice:
         language = language_of(ctx)
         plan = notice_plan(ctx.categories, ctx.matched_on)
@@ -401,12 +465,13 @@ class NoticeRenderer:
         if C.PHONE in plan.categories and (phone := safe_phone_hint(ctx.phone_hint)):
             values["phone_hint"] = phone
         urgent = ctx.risk == Risk.HIGH
+        breach = ctx.breach
         slots = frozenset(values)
-        key = (language, plan, ctx.breach, slots, urgent)
+        key = (language, plan, self._breach_serial(breach), slots, urgent)
         shape = self._shapes.get(key)
         if shape is None:
-            text_shape, html_shape = self._render_shape(language, plan, ctx.breach, slots, urgent)
-            shape = NoticeShape(key, text_shape, html_shape)
+            text_shape, html_shape = self._render_shape(language, plan, breach, slots, urgent)
+            shape = NoticeShape((language, plan, breach, slots, urgent), text_shape, html_shape)
             if len(self._shapes) >= _SHAPES_MAX:
                 self._shapes.clear()
             self._shapes[key] = shape
@@ -416,12 +481,15 @@ class NoticeRenderer:
             text[i] = values[text[i]]
         for i in range(1, len(html), 2):
             html[i] = _escaped(values[html[i]])
+        fills = MappingProxyType(values)
+        built = _Built(_BUILT_KEY, shape, fills, "".join(text), "".join(html))
         return RenderedNotice(
             notice_id=ctx.notice_id,
             language=language,
             subject=self._wording[language].subject,
-            text="".join(text),
-            html="".join(html),
+            text=built.text,
+            html=built.html,
             shape=shape,
-            fills=values,
+            fills=fills,
+            built=built,
         )

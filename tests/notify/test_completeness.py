@@ -214,3 +214,38 @@ def test_a_per_customer_defect_is_caught_on_the_shape_path(
     # A hint that is not this customer's.
     other = replace(ctx, iban_hint="FR•• •••• 9999")
     assert "iban_hint" in missing_elements(notice, other)
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_the_shape_path_takes_only_the_renderers_own_strings(language: str) -> None:
+    """A rendered notice is proven by identity; any copy or change goes to the full check."""
+    from notify.completeness import _fast_complete
+    from notify.render import _Built, as_built
+
+    ctx = make_ctx(language)
+    notice = NoticeRenderer().render(ctx)
+    assert as_built(notice) is not None and _fast_complete(notice, ctx)
+    equal_copy = replace(notice, text=notice.text.encode().decode())  # equal, another object
+    rebuilt = replace(notice, text=notice.text[:5] + notice.text[5:])
+    for other in (equal_copy, rebuilt, replace(notice, html=notice.html + " ")):
+        if other.text is notice.text and other.html is notice.html:
+            continue  # the interpreter shared the string: nothing to prove
+        assert as_built(other) is None and not _fast_complete(other, ctx)
+        assert missing_elements(other, ctx) == []  # the full check still passes it
+    assert notice.fills is not None
+    with pytest.raises(TypeError):
+        notice.fills["name"] = "x"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        _Built(object(), notice.shape, notice.fills, notice.text, notice.html)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_a_value_the_renderer_lets_through_is_still_checked(language: str) -> None:
+    """A name the renderer accepts (no digit, no @) but that forms a link is refused."""
+    from notify.completeness import _fast_complete
+
+    ctx = replace(make_ctx(language), first_name="Jean", last_name="www.phish")
+    notice = NoticeRenderer().render(ctx)
+    assert notice.fills is not None and notice.fills.get("name") == "Jean www.phish"
+    assert not _fast_complete(notice, ctx)
+    assert missing_elements(notice, ctx) == ["no_link"]

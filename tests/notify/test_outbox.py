@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import email
+from dataclasses import replace
 from datetime import UTC, datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import TerminalError
-from notify.outbox import UnsafeHeaderError, write_eml
+from notify.outbox import EmlFile, UnsafeHeaderError, write_eml
 from notify.render import RenderedNotice
 
 NOTICE = RenderedNotice(
@@ -154,3 +156,81 @@ def test_a_rendered_notice_round_trips_through_its_shape_skeleton(tmp_path: Path
             assert html.get_content() == item.html
             raw = path.read_bytes()
             assert raw.isascii() and max(len(line) for line in raw.splitlines()) <= 998
+
+
+# Every way a notice's words change: each category alone and all together, each set of
+# matched keys, both languages, both urgencies; names that need encoding in the body.
+_NAMES = [
+    ("Zoé", "Lefèvre-Dupré"),
+    ("Marie", "O'Hara <b>"),
+    ("Ægir", "Øster = Ünal"),
+    ("Anne-Sophie", "de La Tour d'Auvergne et de Saint-Exupéry-Montmorency-Laval"),
+    ('"Jo"', "Smith & Co"),
+    (None, None),
+]
+
+
+def _contexts() -> list[object]:
+    from schemas.vocab import Category, KeyKind, Risk
+    from tests.notify.test_completeness import make_ctx
+
+    kinds = [(KeyKind.EMAIL,), (KeyKind.IBAN,), (KeyKind.PHONE,), tuple(KeyKind)]
+    mixes = [(c,) for c in Category] + [tuple(Category)]
+    out = []
+    n = 0
+    for language in ("fr", "en"):
+        for matched in kinds:
+            for categories in mixes:
+                first, last = _NAMES[n % len(_NAMES)]
+                n += 1
+                out.append(
+                    replace(
+                        make_ctx(language),
+                        notice_id=f"{n:032x}",
+                        matched_on=matched,
+                        categories=categories,
+                        risk=Risk.HIGH if n % 2 else Risk.MEDIUM,
+                        first_name=first,
+                        last_name=last,
+                    )
+                )
+    return out
+
+
+def test_fast_emls_parse_back_like_the_email_package(tmp_path: Path) -> None:
+    """The per-shape .eml equals, parsed back, what the email package writes for the notice;
+    and its bytes equal the generic path's (the notice not provably built: encoded whole)."""
+    from notify.outbox import _message, build_emls
+    from notify.render import NoticeRenderer, as_built
+
+    renderer = NoticeRenderer()
+    when = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
+    contexts = _contexts()
+    notices = [renderer.render(ctx) for ctx in contexts]  # type: ignore[arg-type]
+    assert all(as_built(n) is not None for n in notices)
+    fast = build_emls(tmp_path, [(n, TO) for n in notices], sender=SENDER, date=when)
+    generic = build_emls(
+        tmp_path, [(replace(n, built=None), TO) for n in notices], sender=SENDER, date=when
+    )
+    sender = Address(display_name="Opérateur Exemple", addr_spec="securite@operateur.example")
+    for notice, f, g in zip(notices, fast, generic, strict=True):
+        assert isinstance(f, EmlFile) and isinstance(g, EmlFile)
+        assert f.data == g.data
+        assert f.data.isascii() and max(len(line) for line in f.data.splitlines()) <= 998
+        ours = email.message_from_bytes(f.data, policy=default)
+        theirs = email.message_from_bytes(
+            _message(notice, Address(addr_spec=TO), sender, when).as_bytes(policy=default),
+            policy=default,
+        )
+        assert isinstance(ours, EmailMessage) and isinstance(theirs, EmailMessage)
+        for header in ("From", "To", "Subject", "Date", "Message-ID", "X-Leakwatch-Notice-Id"):
+            assert str(ours[header]) == str(theirs[header])
+        assert ours.get_content_type() == theirs.get_content_type() == "multipart/alternative"
+        for kind in ("plain", "html"):
+            mine, ref = ours.get_body((kind,)), theirs.get_body((kind,))
+            assert mine is not None and ref is not None
+            assert mine["Content-Transfer-Encoding"] == "quoted-printable"
+            assert mine.get_content_charset() == "utf-8"
+            assert mine.get_content() == ref.get_content()
+        assert ours.get_body(("plain",)).get_content() == notice.text  # type: ignore[union-attr]
+        assert ours.get_body(("html",)).get_content() == notice.html  # type: ignore[union-attr]

@@ -280,3 +280,13 @@ def test_rendering_speed(renderer: NoticeRenderer) -> None:
     print(
         f"\nrendered {len(contexts)} notices in {elapsed:.2f} s: {len(contexts) / elapsed:,.0f}/s"
     )
+
+
+@given(st.text(max_size=40))
+def test_control_stripping_fast_path_agrees(value: str) -> None:
+    import unicodedata
+
+    from notify.render import _strip_controls
+
+    slow = "".join(ch for ch in value if not unicodedata.category(ch).startswith("C"))
+    assert _strip_controls(value) == slow

@@ -1,0 +1,84 @@
+"""Batches of .eml files written from a child process: durable, whole, counted only when on disk."""
+
+from __future__ import annotations
+
+import email
+import os
+from dataclasses import replace
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+
+import pytest
+
+from core.errors import TerminalError
+from notify.batch_writer import BatchError, write_batch
+from notify.outbox import EmlFile, OutboxWriteError, OutboxWriter, build_emls, write_durably
+from notify.render import NoticeRenderer
+from tests.notify.test_completeness import make_ctx
+
+SENDER = "Opérateur Exemple <securite@operateur.example>"
+WHEN = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
+
+
+def _files(outbox: Path, n: int) -> list[EmlFile]:
+    renderer = NoticeRenderer()
+    items = []
+    for i in range(n):
+        ctx = replace(make_ctx("fr" if i % 2 else "en"), notice_id=f"{i:032x}")
+        items.append((renderer.render(ctx), f"client{i}@example.org"))
+    built = build_emls(outbox, items, sender=SENDER, date=WHEN)
+    assert all(isinstance(f, EmlFile) for f in built)
+    return [f for f in built if isinstance(f, EmlFile)]
+
+
+def test_the_child_writes_the_same_files_as_the_in_process_path(tmp_path: Path) -> None:
+    child_box, direct_box = tmp_path / "child", tmp_path / "direct"
+    files = _files(child_box, 25)
+    with OutboxWriter(child_box) as writer:
+        writer.submit(files[:10])
+        writer.submit(files[10:])  # waits for the first batch: one in flight at a time
+        assert writer.durable == 10
+    assert writer.durable == 25
+    write_durably(direct_box, _files(direct_box, 25))
+    assert sorted(p.name for p in child_box.iterdir()) == sorted(f.path.name for f in files)
+    for f in files:
+        written = (child_box / f.path.name).read_bytes()
+        assert written == f.data == (direct_box / f.path.name).read_bytes()
+        msg = email.message_from_bytes(written, policy=default)
+        assert isinstance(msg, EmailMessage) and msg.get_content_type() == "multipart/alternative"
+
+
+def test_a_refused_batch_is_not_counted_and_leaves_no_temporary(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox"
+    files = _files(outbox, 3)
+    (outbox / files[1].path.name).mkdir(parents=True)  # a folder where a file must go
+    writer = OutboxWriter(outbox)
+    writer.submit(files)
+    with pytest.raises(OutboxWriteError) as caught:
+        writer.wait()
+    assert isinstance(caught.value, TerminalError)
+    message = str(caught.value)
+    assert "rename" in message and files[1].path.stem not in message
+    assert writer.durable == 0
+    assert not [p for p in outbox.iterdir() if p.name.startswith(".")]
+    # The writer goes on with the next batch.
+    (outbox / files[1].path.name).rmdir()
+    writer.submit(files)
+    writer.close()
+    assert writer.durable == 3
+    assert sorted(p.name for p in outbox.iterdir()) == sorted(f.path.name for f in files)
+
+
+def test_write_batch_refuses_names_outside_the_folder(tmp_path: Path) -> None:
+    folder = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for name in ("../escape.eml", ".hidden.eml", "a/b.eml", ""):
+            with pytest.raises(BatchError):
+                write_batch(folder, [(name, b"x")])
+        write_batch(folder, [("ok.eml", b"data")])
+    finally:
+        os.close(folder)
+    assert [p.name for p in tmp_path.iterdir()] == ["ok.eml"]
+    assert (tmp_path / "ok.eml").read_bytes() == b"data"
