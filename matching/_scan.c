@@ -2,7 +2,7 @@
  *
  * matching/fastscan.py owns the semantics and builds every table this file uses (the
  * delimiter, per-column kinds and category bits, which bytes or code points are White_Space,
- * the French phone prefixes, the IBAN registry).  The scanner decides only what it is sure
+ * the French phone prefixes and the phone validity automaton, the IBAN registry).  The scanner decides only what it is sure
  * reproduces the Python path byte for byte; everything else goes back to Python as a pending
  * value (decided by matching.identity.normalise) or a leftover line (split by the Python
  * parser).  Leak files are hostile: every index stays inside the line it belongs to, every
@@ -24,6 +24,7 @@ enum {
     REASON_IBAN_COUNTRY_OR_LENGTH = 3,
     REASON_IBAN_MOD97 = 4,
     REASON_IBAN_NATIONAL = 5,
+    REASON_PHONE_INVALID = 6,
 };
 /* National check of a country, as matching/ibans.py applies it after mod-97. */
 enum { ALGO_NONE = 0, ALGO_RIB = 1, ALGO_ES = 2, ALGO_IT = 3, ALGO_BE = 4, ALGO_REFERENCE = 5 };
@@ -36,6 +37,9 @@ enum { CLS_DIGIT = 1, CLS_UPPER = 2, CLS_LOWER = 4 };
 #define MAX_EMAIL 254
 #define MAX_LOCAL 64
 #define PHONE_MAX_CHARS 30
+/* Overseas calling codes the automaton's accepting bits can name (bits 1..7 of a byte). */
+#define MAX_OVERSEAS 7
+#define MAX_DFA_STATES 65535
 /* Delimiter and quote positions kept per line; a line with more takes the byte-wise split. */
 #define SPECIAL_CAP 4096
 
@@ -61,6 +65,12 @@ typedef struct {
     Py_ssize_t n_cp_ws;
     int phones; /* the French phone fast path is on */
     uint8_t prefix[1000];
+    int national;          /* the national stage is on too (an automaton was given) */
+    uint16_t *dfa;         /* phone automaton: per state, the successor of each digit */
+    uint8_t *dfa_accept;   /* per state: bit 0 valid as +33, bit 1 + i under overseas[i] */
+    Py_ssize_t dfa_states;
+    uint8_t overseas[MAX_OVERSEAS][3]; /* ASCII calling codes, three digits each */
+    int n_overseas;
     iban_spec iban[IBAN_COUNTRIES];
     uint8_t it_odd[26];
     uint8_t es_w[10];
@@ -286,7 +296,7 @@ static int email_decide(const uint8_t *s, size_t n, uint8_t *out, size_t *out_le
     return 1;
 }
 
-/* ---- phone: matching/phones.py's _staged_fast ---- */
+/* ---- phone: matching/phones.py's _staged_fast and _national_stage ---- */
 
 static int phone_blank(const uint8_t *s, size_t n)
 {
@@ -297,7 +307,29 @@ static int phone_blank(const uint8_t *s, size_t n)
     return 1;
 }
 
-/* 1: canonical written (12 bytes), 0: not sure (pending). */
+/* The accepting bits of a digit string: bit 0 valid as +33, bit 1 + i valid under the i-th
+ * overseas code.  make_config checked that every successor is a state, so the walk stays in
+ * the table whatever the digits. */
+static unsigned phone_mask(const config *cfg, const uint8_t *d, size_t n)
+{
+    size_t state = 0;
+    for (size_t k = 0; k < n; k++)
+        state = cfg->dfa[state * 10 + (size_t)(d[k] - '0')];
+    return cfg->dfa_accept[state];
+}
+
+static size_t phone_e164(uint8_t *out, const uint8_t *code, size_t code_len, const uint8_t *nsn)
+{
+    out[0] = '+';
+    memcpy(out + 1, code, code_len);
+    memcpy(out + 1 + code_len, nsn, 9);
+    return 1 + code_len + 9;
+}
+
+enum { PHONE_PENDING = 0, PHONE_CANON = 1, PHONE_INVALID = 2 };
+
+/* A value that is not blank: PHONE_CANON with the E.164 number in out, PHONE_INVALID, or
+ * PHONE_PENDING when only the reference can tell (the Python stages decide nothing there). */
 static int phone_decide(const config *cfg, const uint8_t *s, size_t n, uint8_t *out, size_t *out_len)
 {
     size_t a = 0, b = n;
@@ -306,32 +338,34 @@ static int phone_decide(const config *cfg, const uint8_t *s, size_t n, uint8_t *
     while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t'))
         b--;
     size_t len = b - a;
+    /* Every form below (_FAST_SHAPE, _BARE_NATIONAL) is at most PHONE_MAX_CHARS long. */
     if (len == 0 || len > PHONE_MAX_CHARS)
-        return 0;
+        return PHONE_PENDING;
     const uint8_t *t = s + a;
     int plus = t[0] == '+';
     size_t k = plus ? 1 : 0;
     if (k >= len || !(is_digit(t[k]) || t[k] == '('))
-        return 0;
+        return PHONE_PENDING;
     uint8_t digits[PHONE_MAX_CHARS];
     size_t nd = 0;
     for (; k < len; k++) {
         uint8_t c = t[k];
         if (is_digit(c))
             digits[nd++] = c;
-        else if (!(c == ' ' || c == '.' || c == '(' || c == ')' || c == '-'))
-            return 0;
+        else if (!(c == ' ' || c == '.' || c == '(' || c == ')' || c == '-' || c == '/'))
+            return PHONE_PENDING; /* not _FAST_SHAPE (its no-break space is not ASCII) */
     }
     /* The national number behind the prefix the regex forms allow; each prefix has its own
      * length, so the length alone says which one applies. */
-    size_t skip;
+    size_t skip = 0;
+    int national = 1;
     if (plus) {
         if (nd == 11 && digits[0] == '3' && digits[1] == '3')
             skip = 2;
         else if (nd == 12 && digits[0] == '3' && digits[1] == '3' && digits[2] == '0')
             skip = 3;
         else
-            return 0;
+            national = 0;
     } else {
         if (nd == 9)
             skip = 0;
@@ -346,18 +380,60 @@ static int phone_decide(const config *cfg, const uint8_t *s, size_t n, uint8_t *
         else if (nd == 14 && !memcmp(digits, "00330", 5))
             skip = 5;
         else
-            return 0;
+            national = 0;
     }
-    const uint8_t *nat = digits + skip;
-    if (nat[0] == '0')
-        return 0;
-    int p = (nat[0] - '0') * 100 + (nat[1] - '0') * 10 + (nat[2] - '0');
-    if (!cfg->prefix[p])
-        return 0;
-    memcpy(out, "+33", 3);
-    memcpy(out + 3, nat, 9);
-    *out_len = 12;
-    return 1;
+    if (national && digits[skip] == '0')
+        national = 0; /* the forms want [1-9] first */
+    if (national) {
+        const uint8_t *nat = digits + skip;
+        int p = (nat[0] - '0') * 100 + (nat[1] - '0') * 10 + (nat[2] - '0');
+        if (cfg->prefix[p]) {
+            *out_len = phone_e164(out, (const uint8_t *)"33", 2, nat);
+            return PHONE_CANON;
+        }
+        if (!cfg->national)
+            return PHONE_PENDING;
+        /* The overseas rule: exactly one overseas code wins over +33; else +33 validity. */
+        unsigned mask = phone_mask(cfg, nat, 9), found = 0;
+        int only = -1;
+        for (int i = 0; i < cfg->n_overseas; i++)
+            if (mask >> (i + 1) & 1) {
+                found++;
+                only = i;
+            }
+        if (found == 1) {
+            *out_len = phone_e164(out, cfg->overseas[only], 3, nat);
+            return PHONE_CANON;
+        }
+        if (mask & 1) {
+            *out_len = phone_e164(out, (const uint8_t *)"33", 2, nat);
+            return PHONE_CANON;
+        }
+        return PHONE_INVALID;
+    }
+    if (!cfg->national)
+        return PHONE_PENDING;
+    if (plus) {
+        /* _OVERSEAS_PLUS_FORM: an overseas calling code and nine digits, [1-9] first. */
+        if (nd != 12 || digits[3] == '0')
+            return PHONE_PENDING;
+        for (int i = 0; i < cfg->n_overseas; i++)
+            if (!memcmp(digits, cfg->overseas[i], 3)) {
+                if (!(phone_mask(cfg, digits + 3, 9) >> (i + 1) & 1))
+                    return PHONE_INVALID;
+                *out_len = phone_e164(out, cfg->overseas[i], 3, digits + 3);
+                return PHONE_CANON;
+            }
+        return PHONE_PENDING;
+    }
+    /* _BARE_NATIONAL (^0[1-9][0-9]{1,15}$ on the stripped text, separators not allowed) that
+     * is not a national form: refused when no reading phonenumbers may choose is valid, the
+     * zero stripped (under +33 or an overseas code) or kept (under +33). */
+    if (nd != len || len < 3 || len > 17 || t[0] != '0' || t[1] == '0')
+        return PHONE_PENDING;
+    if (phone_mask(cfg, t + 1, len - 1) || (phone_mask(cfg, t, len) & 1))
+        return PHONE_PENDING;
+    return PHONE_INVALID;
 }
 
 /* ---- IBAN: matching/ibans.py's vectorised rules ---- */
@@ -757,8 +833,15 @@ static int key_value(const config *cfg, outputs *out, int kind, uint16_t slot, c
     case KIND_PHONE:
         if (phone_blank(s, n))
             return 0;
-        if (cfg->phones && phone_decide(cfg, s, n, canon, &clen))
-            return put_canon(out, slot, canon, clen);
+        if (cfg->phones)
+            switch (phone_decide(cfg, s, n, canon, &clen)) {
+            case PHONE_CANON:
+                return put_canon(out, slot, canon, clen);
+            case PHONE_INVALID:
+                return put_reject(out, slot, REASON_PHONE_INVALID);
+            default:
+                break;
+            }
         return put_pending(cfg, out, slot, s, n);
     case KIND_IBAN: {
         int reason = 0;
@@ -909,34 +992,41 @@ static void config_free(PyObject *capsule)
     free(cfg->slot);
     free(cfg->bits);
     free(cfg->cp_ws);
+    free(cfg->dfa);
+    free(cfg->dfa_accept);
     free(cfg);
 }
 
 PyDoc_STRVAR(make_config_doc,
 "make_config(delim, kinds, slots, bits, single_byte, byte_ws, byte_utf8, cp_ws, prefixes,\n"
-"            iban, it_odd, es_weights, line_cap) -> capsule\n\n"
+"            dfa, dfa_accept, overseas, iban, it_odd, es_weights, line_cap) -> capsule\n\n"
 "Tables built by matching.fastscan: kinds (u8 per column), slots and bits (native u16 per\n"
 "column), byte_ws (256), byte_utf8 (256 x 4), cp_ws (native u32, sorted), prefixes (1000\n"
-"bytes, or empty to leave every phone pending), iban (676 x 36), it_odd (26), es_weights (10).");
+"bytes, or empty to leave every phone pending), dfa (native u16, states x 10, start 0; empty\n"
+"for no national stage), dfa_accept (u8 per state), overseas (3 ASCII digits per code),\n"
+"iban (676 x 36), it_odd (26), es_weights (10).");
 
 static PyObject *make_config(PyObject *self, PyObject *args)
 {
     int delim, single_byte;
     Py_ssize_t line_cap;
     Py_buffer kinds = {0}, slots = {0}, bits = {0}, byte_ws = {0}, byte_utf8 = {0}, cp_ws = {0},
-              prefixes = {0}, iban = {0}, it_odd = {0}, es_w = {0};
+              prefixes = {0}, dfa = {0}, dfa_accept = {0}, overseas = {0}, iban = {0},
+              it_odd = {0}, es_w = {0};
     PyObject *result = NULL;
     config *cfg = NULL;
-    if (!PyArg_ParseTuple(args, "iy*y*y*py*y*y*y*y*y*y*n:make_config", &delim, &kinds, &slots,
-                          &bits, &single_byte, &byte_ws, &byte_utf8, &cp_ws, &prefixes, &iban,
-                          &it_odd, &es_w, &line_cap))
+    if (!PyArg_ParseTuple(args, "iy*y*y*py*y*y*y*y*y*y*y*y*y*n:make_config", &delim, &kinds,
+                          &slots, &bits, &single_byte, &byte_ws, &byte_utf8, &cp_ws, &prefixes,
+                          &dfa, &dfa_accept, &overseas, &iban, &it_odd, &es_w, &line_cap))
         return NULL;
     Py_ssize_t n = kinds.len;
     if (delim <= 0 || delim >= 0x80 || delim == '"' || delim == '\n' || delim == '\r' || n < 1 ||
         slots.len != 2 * n || bits.len != 2 * n || byte_ws.len != 256 || byte_utf8.len != 1024 ||
         cp_ws.len % 4 || (prefixes.len != 0 && prefixes.len != 1000) ||
         iban.len != IBAN_COUNTRIES * IBAN_SPEC_BYTES || it_odd.len != 26 || es_w.len != 10 ||
-        line_cap < 1) {
+        line_cap < 1 || dfa.len % 20 || dfa.len / 20 > MAX_DFA_STATES ||
+        dfa_accept.len != dfa.len / 20 || overseas.len % 3 || overseas.len / 3 > MAX_OVERSEAS ||
+        (dfa.len != 0 && prefixes.len == 0)) {
         PyErr_SetString(PyExc_ValueError, "malformed scanner tables");
         goto done;
     }
@@ -965,6 +1055,35 @@ static PyObject *make_config(PyObject *self, PyObject *args)
     cfg->phones = prefixes.len == 1000;
     if (cfg->phones)
         memcpy(cfg->prefix, prefixes.buf, 1000);
+    cfg->national = dfa.len != 0;
+    if (cfg->national) {
+        /* Checked once here so that walking the automaton never needs a bounds check. */
+        cfg->dfa_states = dfa.len / 20;
+        cfg->dfa = malloc((size_t)dfa.len);
+        cfg->dfa_accept = malloc((size_t)dfa_accept.len);
+        if (!cfg->dfa || !cfg->dfa_accept)
+            goto nomem;
+        memcpy(cfg->dfa, dfa.buf, (size_t)dfa.len);
+        memcpy(cfg->dfa_accept, dfa_accept.buf, (size_t)dfa_accept.len);
+        cfg->n_overseas = (int)(overseas.len / 3);
+        memcpy(cfg->overseas, overseas.buf, (size_t)overseas.len);
+        for (Py_ssize_t i = 0; i < cfg->dfa_states * 10; i++)
+            if (cfg->dfa[i] >= cfg->dfa_states) {
+                PyErr_SetString(PyExc_ValueError, "phone automaton successor out of range");
+                goto done;
+            }
+        for (Py_ssize_t i = 0; i < cfg->dfa_states; i++)
+            if (cfg->dfa_accept[i] >> (1 + cfg->n_overseas)) {
+                PyErr_SetString(PyExc_ValueError, "phone automaton accepts an unknown code");
+                goto done;
+            }
+        for (int i = 0; i < cfg->n_overseas; i++)
+            for (int j = 0; j < 3; j++)
+                if (!is_digit(cfg->overseas[i][j])) {
+                    PyErr_SetString(PyExc_ValueError, "overseas calling code not digits");
+                    goto done;
+                }
+    }
     for (Py_ssize_t c = 0; c < n; c++)
         if (cfg->kind[c] > KIND_PHONE) {
             PyErr_SetString(PyExc_ValueError, "unknown key kind");
@@ -1006,6 +1125,8 @@ done:
         free(cfg->slot);
         free(cfg->bits);
         free(cfg->cp_ws);
+        free(cfg->dfa);
+        free(cfg->dfa_accept);
         free(cfg);
     }
     PyBuffer_Release(&kinds);
@@ -1015,6 +1136,9 @@ done:
     PyBuffer_Release(&byte_utf8);
     PyBuffer_Release(&cp_ws);
     PyBuffer_Release(&prefixes);
+    PyBuffer_Release(&dfa);
+    PyBuffer_Release(&dfa_accept);
+    PyBuffer_Release(&overseas);
     PyBuffer_Release(&iban);
     PyBuffer_Release(&it_odd);
     PyBuffer_Release(&es_w);

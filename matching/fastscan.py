@@ -59,6 +59,7 @@ _REASONS = {
     3: ibans.REASON_IBAN_COUNTRY_OR_LENGTH,
     4: ibans.REASON_IBAN_MOD97,
     5: ibans.REASON_IBAN_NATIONAL,
+    6: phones.REASON_PHONE_INVALID,
 }
 # IBAN national checks as _scan.c numbers them.
 _ALGO_NONE, _ALGO_RIB, _ALGO_REFERENCE = 0, 1, 5
@@ -200,6 +201,30 @@ def _phone_prefixes() -> bytes:
     return bytes(table)
 
 
+@cache
+def _phone_automaton() -> tuple[bytes, bytes, bytes]:
+    """``phones.phone_automaton`` as the scanner reads it: successors, accepting bits, codes.
+
+    Empty tables (no national stage, phones past the fast path stay pending) when the metadata
+    did not compile, or when its codes are not +33 then three-digit overseas codes.
+    """
+    automaton = phones.phone_automaton()
+    if (
+        automaton is None
+        or automaton.codes != (33, *phones.OVERSEAS_CALLING_CODES)
+        or len(automaton.codes) > 8  # the scanner keeps a state's accepting bits in a byte
+    ):
+        return b"", b"", b""
+    overseas = "".join(str(code) for code in automaton.codes[1:])
+    if len(overseas) != 3 * len(automaton.codes[1:]):
+        return b"", b"", b""
+    return (
+        array("H", automaton.transitions).tobytes(),
+        bytes(automaton.accepting),
+        overseas.encode("ascii"),
+    )
+
+
 @dataclass(frozen=True)
 class _Plan:
     """What one table's scan needs: the C config and how to name its outputs."""
@@ -252,6 +277,7 @@ def _plan(
         byte_utf8,
         _utf8_white_space(),
         _phone_prefixes() if default_region == "FR" else b"",
+        *(_phone_automaton() if default_region == "FR" else (b"", b"", b"")),
         _iban_table(),
         bytes(ibans._IT_ODD),
         bytes(ibans._ES_WEIGHTS),

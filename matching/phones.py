@@ -19,10 +19,15 @@ nine-digit national numbers (behind ``0``, ``+33``, ``0033``, ``33`` or bare) an
 ``+262/+590/+594/+596/+508`` international ones by evaluating phonenumbers' own metadata (each
 region's number patterns and possible lengths, as ``is_valid_number`` does) in polars, and refuses
 bare ``0…`` digit strings that no reading can make valid. Every other row takes the reference.
+
+``phone_automaton`` compiles the same metadata into one minimal DFA over digits, which the native
+scanner (matching/_scan.c) walks to take the second stage's decisions itself. The polars stage
+stays as it is: an independent implementation the scanner's differential tests compare against.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 import phonenumbers
@@ -39,8 +44,10 @@ __all__ = [
     "REASON_PHONE_NON_ASCII",
     "REASON_PHONE_TOO_LONG",
     "REASON_PHONE_UNPARSEABLE",
+    "PhoneAutomaton",
     "normalise_phone",
     "normalise_phones",
+    "phone_automaton",
 ]
 
 REASON_PHONE_INVALID = "invalid phone number"
@@ -212,15 +219,20 @@ def _valid_under(code: int, nsn: pl.Expr) -> pl.Expr | None:
     return pl.any_horizontal(terms) if terms else pl.lit(value=False)
 
 
+def _france_parses_plainly() -> bool:
+    """French national numbers lose exactly their ``0`` when parsed: the stage's premise."""
+    france = PhoneMetadata.metadata_for_region("FR")
+    return (
+        france is not None
+        and france.national_prefix_for_parsing == "0"
+        and not france.national_prefix_transform_rule
+    )
+
+
 @cache
 def _validity(column: str) -> dict[int, pl.Expr] | None:
     """Validity of ``column`` under +33 and each overseas code; None disables the stage."""
-    france = PhoneMetadata.metadata_for_region("FR")
-    if (
-        france is None
-        or france.national_prefix_for_parsing != "0"
-        or france.national_prefix_transform_rule
-    ):
+    if not _france_parses_plainly():
         return None
     exprs: dict[int, pl.Expr] = {}
     for code in (_FRANCE_CALLING_CODE, *OVERSEAS_CALLING_CODES):
@@ -298,6 +310,369 @@ def _national_stage(values: pl.Series) -> pl.DataFrame:
     return frame.select(
         canonical=canonical, reason=pl.when(invalid).then(pl.lit(REASON_PHONE_INVALID))
     )
+
+
+# -- the same validity as a digit automaton (what the native scanner walks) ----------------------
+
+
+@dataclass(frozen=True)
+class PhoneAutomaton:
+    """A DFA over ASCII digits telling under which calling codes a national number is valid.
+
+    State 0 is the start; ``transitions[10 * state + digit]`` is the next state and bit ``i`` of
+    ``accepting[state]`` says the digits read so far are valid under ``codes[i]``, as
+    ``_valid_under`` (phonenumbers' ``is_valid_number``) says.
+    """
+
+    codes: tuple[int, ...]
+    transitions: tuple[int, ...]
+    accepting: tuple[int, ...]
+
+    def mask(self, nsn: str) -> int:
+        """The accepting bits of ``nsn`` (ASCII digits only)."""
+        state = 0
+        for ch in nsn:
+            state = self.transitions[10 * state + ord(ch) - 48]
+        return self.accepting[state]
+
+    def valid_codes(self, nsn: str) -> tuple[int, ...]:
+        """The calling codes under which ``nsn`` is valid, in ``codes`` order."""
+        bits = self.mask(nsn)
+        return tuple(code for i, code in enumerate(self.codes) if bits >> i & 1)
+
+
+class _Unsupported(ValueError):
+    """A metadata pattern outside the regex subset the automaton compiles."""
+
+
+@dataclass(frozen=True)
+class _Digits:
+    digits: frozenset[int]
+
+
+@dataclass(frozen=True)
+class _Seq:
+    parts: tuple[_Node, ...]
+
+
+@dataclass(frozen=True)
+class _Either:
+    options: tuple[_Node, ...]
+
+
+@dataclass(frozen=True)
+class _Repeat:
+    node: _Node
+    low: int
+    high: int
+
+
+_Node = _Digits | _Seq | _Either | _Repeat
+_MAX_REPEAT = 32  # metadata repeats are short; a longer one means a pattern we do not know
+_MAX_STATES = 65535  # the native table holds states as uint16
+
+
+class _PatternParser:
+    """Digits, ``[..]`` classes with ranges, ``\\d``, ``(?:..)``, ``|``, ``?``, ``{n}``, ``{n,m}``.
+
+    Anything else raises ``_Unsupported``: the automaton must mean what ``re`` means, so it
+    refuses what it was not written for rather than guess.
+    """
+
+    def __init__(self, pattern: str) -> None:
+        self.text = pattern
+        self.at = 0
+
+    def parse(self) -> _Node:
+        node = self._either()
+        if self.at != len(self.text):
+            raise _Unsupported(self.text)
+        return node
+
+    def _peek(self) -> str:
+        return self.text[self.at] if self.at < len(self.text) else ""
+
+    def _take(self, token: str) -> bool:
+        if self.text.startswith(token, self.at):
+            self.at += len(token)
+            return True
+        return False
+
+    def _either(self) -> _Node:
+        options = [self._seq()]
+        while self._take("|"):
+            options.append(self._seq())
+        return options[0] if len(options) == 1 else _Either(tuple(options))
+
+    def _seq(self) -> _Node:
+        parts: list[_Node] = []
+        while self._peek() not in ("", "|", ")"):
+            parts.append(self._quantified(self._atom()))
+        return _Seq(tuple(parts))
+
+    def _atom(self) -> _Node:
+        ch = self._peek()
+        if ch.isascii() and ch.isdigit():
+            self.at += 1
+            return _Digits(frozenset({int(ch)}))
+        if self._take("\\d"):
+            return _Digits(frozenset(range(10)))
+        if self._take("(?:"):
+            node = self._either()
+            if not self._take(")"):
+                raise _Unsupported(self.text)
+            return node
+        if self._take("["):
+            return self._class()
+        raise _Unsupported(self.text)
+
+    def _class(self) -> _Node:
+        digits: set[int] = set()
+        while not self._take("]"):
+            low = self._class_digit()
+            high = low
+            if self._take("-"):
+                high = self._class_digit()
+            if high < low:
+                raise _Unsupported(self.text)
+            digits.update(range(low, high + 1))
+        if not digits:
+            raise _Unsupported(self.text)
+        return _Digits(frozenset(digits))
+
+    def _class_digit(self) -> int:
+        ch = self._peek()
+        if not (ch.isascii() and ch.isdigit()):
+            raise _Unsupported(self.text)
+        self.at += 1
+        return int(ch)
+
+    def _quantified(self, node: _Node) -> _Node:
+        if self._take("?"):
+            node = _Repeat(node, 0, 1)
+        elif self._take("{"):
+            end = self.text.find("}", self.at)
+            bounds = self.text[self.at : end].split(",") if end >= 0 else []
+            if not 1 <= len(bounds) <= 2 or not all(b.isascii() and b.isdigit() for b in bounds):
+                raise _Unsupported(self.text)
+            self.at = end + 1
+            low, high = int(bounds[0]), int(bounds[-1])
+            if not low <= high <= _MAX_REPEAT:
+                raise _Unsupported(self.text)
+            node = _Repeat(node, low, high)
+        if self._peek() in ("?", "{", "*", "+"):
+            raise _Unsupported(self.text)  # lazy or stacked quantifiers: not metadata's dialect
+        return node
+
+
+class _Nfa:
+    """Thompson's construction: digit moves and epsilon moves between numbered states."""
+
+    def __init__(self) -> None:
+        self.moves: list[list[tuple[frozenset[int], int]]] = []
+        self.eps: list[list[int]] = []
+
+    def new(self) -> int:
+        self.moves.append([])
+        self.eps.append([])
+        return len(self.moves) - 1
+
+    def build(self, node: _Node, start: int) -> int:
+        """Add ``node`` reading from ``start``; the state where it ends."""
+        if isinstance(node, _Digits):
+            end = self.new()
+            self.moves[start].append((node.digits, end))
+            return end
+        if isinstance(node, _Seq):
+            for part in node.parts:
+                start = self.build(part, start)
+            return start
+        end = self.new()
+        if isinstance(node, _Either):
+            for option in node.options:
+                entry = self.new()
+                self.eps[start].append(entry)
+                self.eps[self.build(option, entry)].append(end)
+            return end
+        for _ in range(node.low):
+            start = self.build(node.node, start)
+        self.eps[start].append(end)
+        for _ in range(node.high - node.low):
+            start = self.build(node.node, start)
+            self.eps[start].append(end)
+        return end
+
+    def closure(self, states: frozenset[int]) -> frozenset[int]:
+        seen = set(states)
+        todo = list(states)
+        while todo:
+            for nxt in self.eps[todo.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return frozenset(seen)
+
+
+@dataclass(frozen=True)
+class _Dfa:
+    """One metadata pattern as a DFA: per state ten successors (-1: no match possible)."""
+
+    transitions: tuple[tuple[int, ...], ...]
+    accepting: tuple[bool, ...]
+    lengths: frozenset[int]  # possible lengths; empty: any
+
+
+def _pattern_dfa(pattern: str, lengths: frozenset[int]) -> _Dfa:
+    nfa = _Nfa()
+    start = nfa.new()
+    end = nfa.build(_PatternParser(pattern).parse(), start)
+    first = nfa.closure(frozenset({start}))
+    index = {first: 0}
+    order = [first]
+    transitions: list[tuple[int, ...]] = []
+    for states in order:  # grows while we walk it
+        row = []
+        for digit in range(10):
+            moved = frozenset(t for s in states for ds, t in nfa.moves[s] if digit in ds)
+            if not moved:
+                row.append(-1)
+                continue
+            target = nfa.closure(moved)
+            if target not in index:
+                index[target] = len(order)
+                order.append(target)
+            row.append(index[target])
+        transitions.append(tuple(row))
+    return _Dfa(tuple(transitions), tuple(end in s for s in order), lengths)
+
+
+def _desc_dfa(desc: object) -> _Dfa | None:
+    pattern = getattr(desc, "national_number_pattern", None)
+    if not pattern:
+        return None
+    return _pattern_dfa(pattern, frozenset(getattr(desc, "possible_length", ()) or ()))
+
+
+def _code_terms(code: int) -> list[tuple[_Dfa, list[_Dfa]]] | None:
+    """Per region of ``code``: its general DFA and its number types' DFAs (``_valid_under``)."""
+    terms = []
+    for region in COUNTRY_CODE_TO_REGION_CODE.get(code, ()):
+        metadata = PhoneMetadata.metadata_for_region(region)
+        if metadata is None or metadata.leading_digits:
+            return None
+        general = _desc_dfa(metadata.general_desc)
+        if general is None:
+            continue
+        types = [
+            dfa
+            for name in _NUMBER_TYPES
+            if not (name == "mobile" and metadata.same_mobile_and_fixed_line_pattern)
+            and (dfa := _desc_dfa(getattr(metadata, name))) is not None
+        ]
+        if types:
+            terms.append((general, types))
+    return terms
+
+
+@cache
+def phone_automaton() -> PhoneAutomaton | None:
+    """+33 and each overseas code compiled into one minimal DFA; None disables the native stage.
+
+    The product of every pattern's DFA (with the length read so far, capped past the longest
+    possible length) gives each state its accepting bits; Moore's refinement then merges the
+    states no suffix tells apart, and a breadth-first walk numbers them deterministically.
+    """
+    if not _france_parses_plainly():
+        return None
+    codes = (_FRANCE_CALLING_CODE, *OVERSEAS_CALLING_CODES)
+    try:
+        per_code = [_code_terms(code) for code in codes]
+    except _Unsupported:
+        return None
+    if any(terms is None for terms in per_code):
+        return None
+    parts: list[_Dfa] = []
+    formula: list[list[tuple[int, list[int]]]] = []  # per code, per region: general, types
+    for terms in per_code:
+        assert terms is not None
+        regions = []
+        for general, types in terms:
+            parts.append(general)
+            first = len(parts)
+            parts.extend(types)
+            regions.append((first - 1, list(range(first, len(parts)))))
+        formula.append(regions)
+    cap = max((n for p in parts for n in p.lengths), default=0) + 1
+
+    def bits(length: int, states: tuple[int, ...]) -> int:
+        def accepts(i: int) -> bool:
+            part = parts[i]
+            return (
+                states[i] >= 0
+                and part.accepting[states[i]]
+                and (not part.lengths or length in part.lengths)
+            )
+
+        return sum(
+            1 << c
+            for c, regions in enumerate(formula)
+            if any(accepts(g) and any(accepts(t) for t in types) for g, types in regions)
+        )
+
+    dead = (-1, tuple(-1 for _ in parts))
+    start = (0, tuple(0 for _ in parts))
+    index = {start: 0}
+    order = [start]
+    table: list[list[int]] = []
+    for length, states in order:  # grows while we walk it
+        row = []
+        for digit in range(10):
+            moved = tuple(
+                -1 if s < 0 else p.transitions[s][digit] for s, p in zip(states, parts, strict=True)
+            )
+            key = dead if all(s < 0 for s in moved) else (min(length + 1, cap), moved)
+            if key not in index:
+                index[key] = len(order)
+                order.append(key)
+                if len(order) > 4 * _MAX_STATES:
+                    return None
+            row.append(index[key])
+        table.append(row)
+    return _minimised(codes, table, [bits(length, states) for length, states in order])
+
+
+def _minimised(
+    codes: tuple[int, ...], table: list[list[int]], accepting: list[int]
+) -> PhoneAutomaton | None:
+    block = accepting[:]
+    while True:
+        signature = [(block[s], *(block[t] for t in table[s])) for s in range(len(table))]
+        numbered: dict[tuple[int, ...], int] = {}
+        refined = [numbered.setdefault(sig, len(numbered)) for sig in signature]
+        if len(numbered) == len(set(block)):
+            break
+        block = refined
+    # Number the blocks breadth-first from the start's, so equal metadata gives equal tables.
+    representative: dict[int, int] = {}
+    for state, b in enumerate(block):
+        representative.setdefault(b, state)
+    number = {block[0]: 0}
+    queue = [block[0]]
+    for b in queue:
+        for t in table[representative[b]]:
+            if block[t] not in number:
+                number[block[t]] = len(number)
+                queue.append(block[t])
+    if len(number) > _MAX_STATES:
+        return None
+    transitions = [0] * (10 * len(number))
+    accepts = [0] * len(number)
+    for b, n in number.items():
+        state = representative[b]
+        accepts[n] = accepting[state]
+        for digit, t in enumerate(table[state]):
+            transitions[10 * n + digit] = number[block[t]]
+    return PhoneAutomaton(codes, tuple(transitions), tuple(accepts))
 
 
 def _staged_fast(frame: pl.DataFrame) -> pl.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from array import array
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -16,7 +17,13 @@ from connectors.base import Table
 from connectors.delimited import DELIMITERS, FIELD_CAP, detect_dialect, read_delimited
 from matching import fastscan, ibans
 from matching.leaks import NormalisedBatch, normalise_leak_batch
-from schemas.vocab import Category
+from matching.phones import (
+    OVERSEAS_CALLING_CODES,
+    REASON_PHONE_INVALID,
+    normalise_phone,
+    phone_automaton,
+)
+from schemas.vocab import Category, KeyKind
 from synthetic import COLUMN_CATEGORIES, make_customers, make_leak, write_delimited
 
 
@@ -548,3 +555,225 @@ def test_native_path_decides_the_common_shapes_itself(tmp_path: Path) -> None:
     assert leftovers == 0
     assert canonical > 600
     assert pending < 0.2 * 3 * 400
+
+
+# -- the phone national stage (the validity automaton in C) -----------------------------------------
+
+
+def _native_phones(path: Path) -> dict[int, tuple[str | None, str | None]]:
+    """Per row, what the scanner itself decided for the phone: (E.164, None), (None, reason),
+    or ("pending", None) when it handed the value back to Python."""
+    dialect = detect_dialect(_sample(path, "utf-8"))
+    plan = fastscan._plan(dialect.columns, "utf-8", ";", KEY_ROLES, "FR")
+    phone = next(i for i, (_, kind) in enumerate(plan.keys) if kind is KeyKind.PHONE)
+    decided: dict[int, tuple[str | None, str | None]] = {}
+    for part in fastscan._parts(path, plan, dialect.header_lines, 10_000, 1 << 16):
+        assert isinstance(part, fastscan._Part)
+        out = part.out
+        rows = array("Q", out[4])
+        canon_off = array("q", out[8])
+        for i, (at, slot) in enumerate(zip(array("I", out[6]), array("H", out[7]), strict=True)):
+            if slot == phone:
+                decided[rows[at]] = (out[9][canon_off[i] : canon_off[i + 1]].decode(), None)
+        for at, slot, reason in zip(array("I", out[10]), array("H", out[11]), out[12], strict=True):
+            if slot == phone:
+                decided[rows[at]] = (None, fastscan._REASONS[reason])
+        for at, slot in zip(array("I", out[13]), array("H", out[14]), strict=True):
+            if slot == phone:
+                decided[rows[at]] = ("pending", None)
+    return decided
+
+
+NATIONAL_STAGE_PHONES = [
+    # overseas numbers in national and sloppy +33 forms
+    "0692 12 34 56",
+    "0693 01 23 45",
+    "0639 20 12 34",
+    "0690 12 34 56",
+    "0694 12 34 56",
+    "0696 12 34 56",
+    "0697/12/34/56",
+    "0262 12 34 56",
+    "0269 01 23 45",
+    "0590 12 34 56",
+    "0594 01 23 45",
+    "0596 01 23 45",
+    "0596 12 34 56",  # valid as +33 only
+    "0508 41 23 45",
+    "+33 692 12 34 56",
+    "+33 (0)6 90 12 34 56",
+    "0033 694 12 34 56",
+    "00330696123456",
+    "33696123456",
+    "330692123456",
+    "692123456",
+    "(0692) 12.34.56",
+    # overseas numbers written internationally, valid and not
+    "+262 692 12 34 56",
+    "+262 269 01 23 45",
+    "+590 590 12 34 56",
+    "+594 694 12 34 56",
+    "+596 696 12 34 56",
+    "+508 708 41 23 45",
+    "+262 612 34 56 78",
+    "+590 100 00 00 00",
+    # metropolitan ranges the fast path leaves to the stage, and invalid national numbers
+    "0800 12 34 56",
+    "0890 12 34 56",
+    "0939 12 34 56",
+    "0639 12 34 56",
+    "0699 12 34 56",
+    "0263 12 34 56",
+    "0268 12 34 56",
+    "0947 12 34 56",
+    "0976 12 34 56",
+    "0836 01 23 45",
+    # bare 0… digit strings: hopeless ones are refused natively
+    "061234567",
+    "06123456789",
+    "0612",
+    "012",
+    "06923456",
+    "01234567890123456",
+]
+NATIONAL_STAGE_PENDING = [  # what the Python stages leave to the reference as well
+    "0212345",  # 212345 is a Saint-Pierre-et-Miquelon number: which reading wins is its call
+    "0012345678",
+    "00612345",
+    "+44 20 7946 0958",
+    "+2626921234567",
+    "+590 0690 12 34 56",
+    "012345678901234567",
+    "06 12 34 56 7",
+    "+33 6 12 34 56 7",
+    "0692 12 34 56 ext",
+]
+
+
+def test_phone_national_stage_is_native_and_exact(tmp_path: Path) -> None:
+    values = NATIONAL_STAGE_PHONES + NATIONAL_STAGE_PENDING
+    rows = [[str(i), "", p, "", "n", ""] for i, p in enumerate(values)]
+    path = write_rows(tmp_path / "national.csv", rows)
+    both(path, "utf-8", KEY_ROLES)
+    native = _native_phones(path)
+    for row, value in enumerate(values, start=1):
+        if value in NATIONAL_STAGE_PENDING:
+            assert native[row] == ("pending", None), row
+        else:
+            assert native[row] == normalise_phone(value), row
+    decided = [
+        native[row] for row, v in enumerate(values, start=1) if v not in NATIONAL_STAGE_PENDING
+    ]
+    # not vacuous: overseas, +33 and refusals are all decided natively
+    assert {c[:4] for c, _ in decided if c} >= {"+262", "+590", "+594", "+596", "+508", "+336"}
+    assert (None, REASON_PHONE_INVALID) in decided
+
+
+_DIGIT_RUNS = ["0", "00", "0033", "33", "+33", "+262", "+590", "+594", "+596", "+508", "+", ""]
+
+
+@st.composite
+def phone_like(draw: st.DrawFn) -> str:
+    lead = draw(st.sampled_from(_DIGIT_RUNS))
+    body = draw(st.sampled_from(["6", "69", "639", "59", "26", "7", "8", "9", "1", ""]))
+    rest = draw(st.text(alphabet="0123456789", max_size=12))
+    glue = draw(st.sampled_from(["", " ", ".", "-", "/", "(", ")", "a"]))
+    cut = draw(st.integers(0, len(rest)))
+    pad = draw(st.sampled_from(["", " ", "\t", " \t "]))
+    return pad + lead + body + rest[:cut] + glue + rest[cut:] + pad
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(phone_like(), min_size=1, max_size=40))
+def test_random_phones_native_equals_reference(tmp_path: Path, values: list[str]) -> None:
+    rows = [[str(i), "", p, "", "n", ""] for i, p in enumerate(values)]
+    path = write_rows(tmp_path / "phones.csv", rows)
+    assert_same(old_path(path, "utf-8", KEY_ROLES), new_path(path, "utf-8", KEY_ROLES))
+    for row, (canonical, reason) in _native_phones(path).items():
+        if canonical != "pending":
+            assert (canonical, reason) == normalise_phone(values[row - 1])
+
+
+def test_automaton_tables_follow_the_python_automaton() -> None:
+    automaton = phone_automaton()
+    assert automaton is not None
+    transitions, accepting, codes = fastscan._phone_automaton()
+    assert list(array("H", transitions)) == list(automaton.transitions)
+    assert list(accepting) == list(automaton.accepting)
+    assert codes == b"".join(str(c).encode() for c in OVERSEAS_CALLING_CODES)
+
+
+def _config_args(transitions: bytes, accepting: bytes, codes: bytes) -> tuple[object, ...]:
+    """make_config's arguments for a one-column phone table with the given automaton."""
+    byte_ws, byte_utf8 = fastscan._single_byte_tables("cp1252")
+    return (
+        ord(";"),
+        bytes([3]),
+        bytes(2),
+        bytes(2),
+        True,
+        byte_ws,
+        byte_utf8,
+        fastscan._utf8_white_space(),
+        fastscan._phone_prefixes(),
+        transitions,
+        accepting,
+        codes,
+        fastscan._iban_table(),
+        bytes(ibans._IT_ODD),
+        bytes(ibans._ES_WEIGHTS),
+        1000,
+    )
+
+
+@pytest.mark.parametrize(
+    ("transitions", "accepting", "codes"),
+    [
+        (array("H", [1] * 10).tobytes(), bytes(1), b"262"),  # a successor past the table
+        (array("H", [0] * 10).tobytes(), bytes([4]), b"262"),  # a bit for no code
+        (array("H", [0] * 10).tobytes(), bytes(2), b"262"),  # accepting of the wrong size
+        (array("H", [0] * 10).tobytes(), bytes(1), b"26x"),  # a code that is not digits
+        (array("H", [0] * 10).tobytes(), bytes(1), b"2620"),  # codes not three digits each
+        (array("H", [0] * 10).tobytes() + b"\x00", bytes(1), b"262"),  # half a state
+    ],
+)
+def test_hostile_automaton_tables_are_refused(
+    transitions: bytes, accepting: bytes, codes: bytes
+) -> None:
+    scan = fastscan._module()
+    assert scan is not None
+    scan.make_config(*_config_args(array("H", [0] * 10).tobytes(), bytes(1), b"262"))
+    with pytest.raises(ValueError, match=r"table|automaton|code"):
+        scan.make_config(*_config_args(transitions, accepting, codes))
+
+
+def test_bench_like_leak_leaves_only_foreign_or_junk_phones_pending(tmp_path: Path) -> None:
+    # Overseas, invalid and hopeless national numbers are decided in C now: what still goes
+    # back to Python is what no French stage can decide (``00…`` international prefixes, other
+    # countries' numbers), and there is very little of it.
+    customers = make_customers(2000, seed=8)
+    leak = make_leak(customers, 6000, overlap=0.4, seed=9).frame
+    path = write_delimited(leak, tmp_path / "leak.csv", delimiter=";", encoding="cp1252")
+    dialect = detect_dialect(_sample(path, "cp1252"))
+    roles = dict(COLUMN_CATEGORIES)
+    plan = fastscan._plan(dialect.columns, "cp1252", ";", roles, "FR")
+    phone = next(i for i, (_, kind) in enumerate(plan.keys) if kind is KeyKind.PHONE)
+    pending: list[str] = []
+    decided = 0
+    for part in fastscan._parts(path, plan, dialect.header_lines, 10_000, 1 << 16):
+        assert isinstance(part, fastscan._Part)
+        offsets = array("q", part.out[15])
+        decided += array("H", part.out[7]).count(phone) + array("H", part.out[11]).count(phone)
+        for i, slot in enumerate(array("H", part.out[14])):
+            if slot == phone:
+                pending.append(part.out[16][offsets[i] : offsets[i + 1]].decode())
+    assert decided > 4000
+    assert len(pending) <= 0.002 * 6000
+    french = ("+33", *(f"+{code}" for code in OVERSEAS_CALLING_CODES))
+    for value in pending:
+        canonical, _ = normalise_phone(value)
+        assert canonical is None or not canonical.startswith(french)
+        stripped = value.strip(" \t")
+        assert stripped.startswith(("00", "+")) or not stripped.isdigit()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 
+import phonenumbers
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -12,13 +14,19 @@ from hypothesis import strategies as st
 
 from matching.phones import (
     FAST_PREFIXES,
+    OVERSEAS_CALLING_CODES,
     REASON_PHONE_INVALID,
     REASON_PHONE_NON_ASCII,
     REASON_PHONE_TOO_LONG,
     REASON_PHONE_UNPARSEABLE,
+    PhoneAutomaton,
     _fast_canonical,
+    _pattern_dfa,
+    _PatternParser,
+    _Unsupported,
     normalise_phone,
     normalise_phones,
+    phone_automaton,
 )
 
 REASONS = {
@@ -269,3 +277,118 @@ def test_normalising_a_canonical_value_gives_itself(values: list[str]) -> None:
     canonical = [c for c, _ in vectorised(values) if c is not None]
     assert [normalise_phone(c)[0] for c in canonical] == canonical
     assert [c for c, _ in vectorised(canonical)] == canonical
+
+
+# --- the validity automaton (what the native scanner walks) ---------------------------------
+
+_CODES = (33, *OVERSEAS_CALLING_CODES)
+
+
+def _reference_codes(nsn: str) -> tuple[int, ...]:
+    """The calling codes under which phonenumbers says ``nsn`` is valid (leading zeros kept)."""
+    rest = nsn.lstrip("0") or "0"
+    zeros = len(nsn) - len(rest)
+    number = phonenumbers.PhoneNumber(
+        national_number=int(rest),
+        italian_leading_zero=True if zeros else None,
+        number_of_leading_zeros=zeros if zeros > 1 else None,
+    )
+    assert phonenumbers.national_significant_number(number) == nsn
+    found = []
+    for code in _CODES:
+        number.country_code = code
+        if phonenumbers.is_valid_number(number):
+            found.append(code)
+    return tuple(found)
+
+
+def _automaton() -> PhoneAutomaton:
+    automaton = phone_automaton()
+    assert automaton is not None  # today's metadata compiles: the native stage is on
+    assert automaton.codes == _CODES
+    return automaton
+
+
+def test_automaton_agrees_with_phonenumbers_on_every_prefix() -> None:
+    """Every 3- and 4-digit prefix, completed at random to every length near the possible ones.
+
+    Metadata patterns branch up to six digits deep; the hypothesis test below and the
+    overseas ranges in the other tests reach further.
+    """
+    automaton = _automaton()
+    rng = random.Random(20261124)
+    numbers = []
+    for width, lengths in ((3, range(3, 13)), (4, (5, 6, 7, 8, 9, 10))):
+        for prefix in range(10**width):
+            for length in lengths:
+                tail = "".join(rng.choice("0123456789") for _ in range(length - width))
+                numbers.append(f"{prefix:0{width}d}{tail}")
+    mismatched = [n for n in numbers if automaton.valid_codes(n) != _reference_codes(n)]
+    assert mismatched == []
+    # the comparison is not vacuous: every code accepts some of them
+    accepted = {code for n in numbers[::7] for code in automaton.valid_codes(n)}
+    assert accepted == set(_CODES)
+
+
+_ALLOCATED = ["6", "7", "26", "59", "63", "69", "70", "80", "89", "9", "639", "692", "6930", "7090"]
+
+
+@st.composite
+def national_numbers(draw: st.DrawFn) -> str:
+    prefix = draw(st.sampled_from(["", *_ALLOCATED]))
+    length = draw(st.sampled_from([1, 5, 6, 6, 7, 8, 9, 9, 9, 9, 10, 17]))
+    tail = draw(st.text(alphabet="0123456789", min_size=0, max_size=max(0, length - len(prefix))))
+    return prefix + tail if prefix or tail else "0"
+
+
+@settings(max_examples=500, deadline=None)
+@given(national_numbers())
+def test_automaton_agrees_with_phonenumbers_on_any_digits(nsn: str) -> None:
+    assert _automaton().valid_codes(nsn) == _reference_codes(nsn)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"\d+", r"\d*", r"[^0]\d", r"(6)\d", r"\d{2,}", r"6.", r"\d{2}?", r"[a-z]", r"6\s", "6{99}"],
+)
+def test_pattern_outside_the_subset_is_refused(pattern: str) -> None:
+    with pytest.raises(_Unsupported):
+        _PatternParser(pattern).parse()
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"(?:26|[689]\d)\d{7}", r"7[3-9]\d?", r"8(?:1[01]|2[0156])\d{6}|9\d{1,3}", r"[78]\d{8}"],
+)
+def test_pattern_dfa_means_what_re_means(pattern: str) -> None:
+    dfa = _pattern_dfa(pattern, frozenset())
+    rng = random.Random(pattern)
+    for _ in range(3000):
+        text = "".join(rng.choice("0123456789") for _ in range(rng.randrange(0, 12)))
+        state = 0
+        for ch in text:
+            state = dfa.transitions[state][int(ch)] if state >= 0 else -1
+        assert (state >= 0 and dfa.accepting[state]) == bool(re.fullmatch(pattern, text))
+
+
+def test_automaton_every_transition_agrees_with_phonenumbers() -> None:
+    """Each (state, digit) edge, reached by a shortest path and completed to lengths 1 to 12."""
+    automaton = _automaton()
+    n_states = len(automaton.accepting)
+    path = {0: ""}
+    queue = [0]
+    for state in queue:  # breadth first: shortest witnesses
+        for digit in range(10):
+            target = automaton.transitions[10 * state + digit]
+            if target not in path:
+                path[target] = path[state] + str(digit)
+                queue.append(target)
+    assert len(path) == n_states  # minimal: every state reachable
+    rng = random.Random(11)
+    numbers = []
+    for witness in path.values():
+        for edge in "0123456789":
+            for length in range(len(witness) + 1, 13):
+                tail = "".join(rng.choice("0123456789") for _ in range(length - len(witness) - 1))
+                numbers.append(witness + edge + tail)
+    assert [automaton.valid_codes(n) for n in numbers] == [_reference_codes(n) for n in numbers]
