@@ -403,6 +403,7 @@ typedef struct {
     Py_ssize_t validity_offset;
     Py_ssize_t start, end;
     uint8_t *out;
+    uint64_t *k1, *k2; /* words mode: out is scratch, turned into these two arrays */
     int lanes; /* use the multi-lane SHA-NI path for one-block values */
     int bad;   /* offsets out of order or out of the data buffer */
 } job;
@@ -454,21 +455,23 @@ static void *run_job(void *arg)
     }
     for (int l = 0; l < pending; l++)
         hmac_one(j->ctx, j->compress, lane_v[l], lane_len[l], lane_out[l]);
+    if (j->k1) {
+        /* The 16 bytes as two big-endian 64-bit numbers (keyed_hash.py documents the order);
+         * null values keep their zero bytes. */
+        for (Py_ssize_t i = j->start; i < j->end; i++) {
+            const uint8_t *d = j->out + OUT_BYTES * i;
+            j->k1[i] = ((uint64_t)load_be32(d) << 32) | load_be32(d + 4);
+            j->k2[i] = ((uint64_t)load_be32(d + 8) << 32) | load_be32(d + 12);
+        }
+    }
     return NULL;
 }
 
 static int sha_ni_ok;
 
-PyDoc_STRVAR(trunc16_doc,
-"hmac_sha256_trunc16(key, prefix, data, offsets, validity, validity_offset, n, threads=2,\n"
-"                    portable=False) -> bytes\n\n"
-"First 16 bytes of HMAC-SHA256(key, prefix + data[offsets[i]:offsets[i+1]]) for i < n,\n"
-"concatenated. offsets: n + 1 little-endian int64 (Arrow large_string offsets, already\n"
-"shifted by the array offset). validity: Arrow bitmap or None; bit validity_offset + i\n"
-"clear gives 16 zero bytes. The GIL is released; large batches are split over threads.\n"
-"portable=True forces the portable compression function even where SHA-NI exists.");
-
-static PyObject *trunc16(PyObject *self, PyObject *args, PyObject *kwargs)
+/* The batch shared by both entry points: 16 bytes per value into `digests` (n * 16), and in
+ * words mode (k1 and k2 not NULL) the same bytes as two arrays of n 64-bit numbers. */
+static PyObject *hmac_batch(PyObject *args, PyObject *kwargs, const char *format, int words)
 {
     static char *kwlist[] = {"key", "prefix", "data", "offsets", "validity",
                              "validity_offset", "n", "threads", "portable", NULL};
@@ -477,15 +480,20 @@ static PyObject *trunc16(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_ssize_t validity_offset = 0, n = 0;
     int threads = 2, portable = 0;
     PyObject *result = NULL;
+    uint8_t *scratch = NULL;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*y*y*y*Onn|ip:hmac_sha256_trunc16", kwlist,
-                                     &key, &prefix, &data, &offsets, &validity_obj,
-                                     &validity_offset, &n, &threads, &portable))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, format, kwlist, &key, &prefix, &data,
+                                     &offsets, &validity_obj, &validity_offset, &n, &threads,
+                                     &portable))
         return NULL;
     if (validity_obj != Py_None && PyObject_GetBuffer(validity_obj, &validity, PyBUF_SIMPLE) < 0)
         goto done;
     if (n < 0 || validity_offset < 0) {
         PyErr_SetString(PyExc_ValueError, "n and validity_offset must be >= 0");
+        goto done;
+    }
+    if (n > PY_SSIZE_T_MAX / OUT_BYTES) {
+        PyErr_SetString(PyExc_ValueError, "n is too large");
         goto done;
     }
     if (offsets.len / 8 < n + 1) {
@@ -503,9 +511,23 @@ static PyObject *trunc16(PyObject *self, PyObject *args, PyObject *kwargs)
     if (threads > 1 && n / threads < MIN_PER_THREAD)
         threads = (int)(n / MIN_PER_THREAD) > 1 ? (int)(n / MIN_PER_THREAD) : 1;
 
+    /* Words mode returns k1 then k2 (2 * 8 bytes per value): the digests go to scratch. */
     result = PyBytes_FromStringAndSize(NULL, n * OUT_BYTES);
     if (!result)
         goto done;
+    uint8_t *digests = (uint8_t *)PyBytes_AS_STRING(result);
+    uint64_t *k1 = NULL, *k2 = NULL;
+    if (words) {
+        scratch = PyMem_RawMalloc(n ? (size_t)n * OUT_BYTES : 1);
+        if (!scratch) {
+            Py_CLEAR(result);
+            PyErr_NoMemory();
+            goto done;
+        }
+        k1 = (uint64_t *)digests; /* PyBytes data is aligned well beyond 8 bytes */
+        k2 = k1 + n;
+        digests = scratch;
+    }
 
     hmac_ctx ctx;
     hmac_setup(&ctx, key.buf, (size_t)key.len, prefix.buf, (size_t)prefix.len);
@@ -532,7 +554,9 @@ static PyObject *trunc16(PyObject *self, PyObject *args, PyObject *kwargs)
             .validity_offset = validity_offset,
             .start = n * t / threads,
             .end = n * (t + 1) / threads,
-            .out = (uint8_t *)PyBytes_AS_STRING(result),
+            .out = digests,
+            .k1 = k1,
+            .k2 = k2,
             .lanes = use_ni,
             .bad = 0,
         };
@@ -557,6 +581,10 @@ static PyObject *trunc16(PyObject *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "offsets are decreasing or outside the data buffer");
     }
 done:
+    if (scratch) {
+        memset(scratch, 0, (size_t)n * OUT_BYTES);
+        PyMem_RawFree(scratch);
+    }
     PyBuffer_Release(&key);
     PyBuffer_Release(&prefix);
     PyBuffer_Release(&data);
@@ -564,6 +592,32 @@ done:
     if (validity.buf)
         PyBuffer_Release(&validity);
     return result;
+}
+
+PyDoc_STRVAR(trunc16_doc,
+"hmac_sha256_trunc16(key, prefix, data, offsets, validity, validity_offset, n, threads=2,\n"
+"                    portable=False) -> bytes\n\n"
+"First 16 bytes of HMAC-SHA256(key, prefix + data[offsets[i]:offsets[i+1]]) for i < n,\n"
+"concatenated. offsets: n + 1 little-endian int64 (Arrow large_string offsets, already\n"
+"shifted by the array offset). validity: Arrow bitmap or None; bit validity_offset + i\n"
+"clear gives 16 zero bytes. The GIL is released; large batches are split over threads.\n"
+"portable=True forces the portable compression function even where SHA-NI exists.");
+
+static PyObject *trunc16(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    return hmac_batch(args, kwargs, "y*y*y*y*Onn|ip:hmac_sha256_trunc16", 0);
+}
+
+PyDoc_STRVAR(words_doc,
+"hmac_sha256_words(key, prefix, data, offsets, validity, validity_offset, n, threads=2,\n"
+"                  portable=False) -> bytes\n\n"
+"The same 16 bytes per value as hmac_sha256_trunc16, as two arrays of n native-endian\n"
+"uint64: first k1 (bytes 0-7 read big-endian) for every value, then k2 (bytes 8-15).\n"
+"A null value (validity bit clear) gives k1 = k2 = 0.");
+
+static PyObject *words(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    return hmac_batch(args, kwargs, "y*y*y*y*Onn|ip:hmac_sha256_words", 1);
 }
 
 static PyObject *sha_ni_available(PyObject *self, PyObject *unused)
@@ -574,6 +628,8 @@ static PyObject *sha_ni_available(PyObject *self, PyObject *unused)
 static PyMethodDef methods[] = {
     {"hmac_sha256_trunc16", (PyCFunction)(void (*)(void))trunc16, METH_VARARGS | METH_KEYWORDS,
      trunc16_doc},
+    {"hmac_sha256_words", (PyCFunction)(void (*)(void))words, METH_VARARGS | METH_KEYWORDS,
+     words_doc},
     {"sha_ni_available", sha_ni_available, METH_NOARGS,
      "True when this CPU has the SHA extensions and the fast path is used by default."},
     {NULL, NULL, 0, NULL},

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import polars as pl
 
 from matching.identity import normalise
-from matching.keyed_hash import Pepper, hash_keys, hmac_batch
+from matching.keyed_hash import KIND_DTYPE, Pepper, hash_keys, hmac_batch
 from matching.sql import Statement
 from matching.store import Store
 from schemas.vocab import KeyKind
@@ -159,16 +159,15 @@ def prepare_customer_batch(
     )
 
     key_parts = []
+    ids = frame.select(pl.col(ROW).cast(pl.Int64).alias("row"), "customer_id")
     for kind in KeyKind:
-        keys = hash_keys(pepper, kind, canon[kind])
-        part = pl.DataFrame(
-            {
-                "row": frame[ROW].cast(pl.Int64),
-                "customer_id": frame["customer_id"],
-                "kind": kind.value,
-                "key": keys,
-            }
-        ).filter(pl.col("key").is_not_null())
+        part = pl.concat(
+            [
+                ids.with_columns(kind=pl.lit(kind.value, dtype=KIND_DTYPE)),
+                hash_keys(pepper, kind, canon[kind]),
+            ],
+            how="horizontal",
+        ).filter(pl.col("k1").is_not_null())
         key_parts.append(part)
     reject_frame = (
         pl.concat(reject_parts)
@@ -185,7 +184,8 @@ _STAGE = Statement(
         row BIGINT, customer_id VARCHAR, email VARCHAR, first_name VARCHAR, last_name VARCHAR,
         language VARCHAR, status VARCHAR, contract_end DATE, iban_hint VARCHAR,
         phone_hint VARCHAR, fingerprint BLOB);
-    CREATE OR REPLACE TEMP TABLE stage_keys (row BIGINT, customer_id VARCHAR, kind key_kind, key BLOB);
+    CREATE OR REPLACE TEMP TABLE stage_keys (
+        row BIGINT, customer_id VARCHAR, kind key_kind, k1 UBIGINT, k2 UBIGINT);
     CREATE OR REPLACE TEMP TABLE stage_rejects (row BIGINT, "column" VARCHAR, reason VARCHAR);
     """,
 )
@@ -194,7 +194,7 @@ _STAGE_BATCH = Statement(
     """
     INSERT INTO stage_customers SELECT row, customer_id, email, first_name, last_name, language,
         status, contract_end, iban_hint, phone_hint, fingerprint FROM batch_customers;
-    INSERT INTO stage_keys SELECT row, customer_id, kind, key FROM batch_keys;
+    INSERT INTO stage_keys SELECT row, customer_id, kind, k1, k2 FROM batch_keys;
     INSERT INTO stage_rejects SELECT row, "column", reason FROM batch_rejects;
     """,
 )
@@ -228,7 +228,7 @@ _MERGE = Statement(
                iban_hint, phone_hint, fingerprint, $key_id, $now
         FROM stage_customers s SEMI JOIN stage_changes USING (customer_id);
     INSERT INTO customer_keys
-        SELECT k.customer_id, kind, key, $key_id
+        SELECT k.customer_id, kind, k1, k2, $key_id
         FROM stage_keys k SEMI JOIN stage_changes USING (customer_id);
     """,
 )

@@ -8,7 +8,11 @@ CPU has it, GIL released, two threads), or by ``_hmac_batch_python`` when it is 
 
 Stored join keys are the first 16 bytes of the HMAC (RFC 2104 §5 allows truncation to at
 least half the output): 128 bits keeps accidental collisions out of reach at national scale
-(~10⁻²⁴ for 20 M × 20 M) while halving the store and the join.
+(~10⁻²⁴ for 20 M × 20 M) while halving the store and the join. The store holds them as two
+unsigned 64-bit numbers, ``k1`` = bytes 0-7 and ``k2`` = bytes 8-15, each read big-endian
+(``key_words``): so ``k1 >> 48`` is the key's first two bytes (the shard prefix) and (k1, k2)
+sorts like the 16 bytes. DuckDB joins on a 64-bit ``k1`` much faster than on a BLOB; ``k2`` is
+checked on every match, so nothing is lost of the 128 bits.
 """
 
 from __future__ import annotations
@@ -29,9 +33,23 @@ import pyarrow as pa
 from core.errors import ConfigError
 from schemas.vocab import KeyKind
 
-__all__ = ["KEY_BYTES", "Pepper", "hash_keys", "hmac_batch", "join_key", "keyed_hash"]
+__all__ = [
+    "KEY_BYTES",
+    "KEY_COLUMNS",
+    "KIND_DTYPE",
+    "Pepper",
+    "hash_keys",
+    "hmac_batch",
+    "join_key",
+    "key_bytes",
+    "key_words",
+    "keyed_hash",
+]
 
 KEY_BYTES = 16
+KEY_COLUMNS = ("k1", "k2")
+# The key kinds in the order of the store's key_kind ENUM (migration 0001).
+KIND_DTYPE = pl.Enum([k.value for k in KeyKind])
 _BLOCK = 64
 
 
@@ -92,6 +110,18 @@ def join_key(digest: bytes) -> bytes:
     return digest[:KEY_BYTES]
 
 
+def key_words(key: bytes) -> tuple[int, int]:
+    """The stored join key as (k1, k2): its two 8-byte halves read as big-endian numbers."""
+    if len(key) < KEY_BYTES:
+        raise ValueError(f"a join key has {KEY_BYTES} bytes")
+    return int.from_bytes(key[:8], "big"), int.from_bytes(key[8:KEY_BYTES], "big")
+
+
+def key_bytes(k1: int, k2: int) -> bytes:
+    """The 16-byte join key back from its two stored words (the inverse of ``key_words``)."""
+    return k1.to_bytes(8, "big") + k2.to_bytes(8, "big")
+
+
 def _pads(secret: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
     key = hashlib.sha256(secret).digest() if len(secret) > _BLOCK else secret
     key = key.ljust(_BLOCK, b"\0")
@@ -100,9 +130,27 @@ def _pads(secret: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
     return inner, outer
 
 
-def hash_keys(pepper: Pepper, kind: KeyKind, canonical: pl.Series) -> pl.Series:
-    """Join keys (``pl.Binary``, 16 bytes) for a series of canonical identifiers; null stays null."""
-    return hmac_batch(pepper, f"{kind.value}:".encode(), canonical)
+def hash_keys(pepper: Pepper, kind: KeyKind, canonical: pl.Series) -> pl.DataFrame:
+    """Join keys of a series of canonical identifiers: columns k1, k2 (UInt64), a row each.
+
+    A null identifier gives a null k1 and k2. The native path writes both columns straight
+    from the HMAC state, with no 16-byte value in between.
+    """
+    prefix = f"{kind.value}:".encode()
+    if _native is None:
+        return _words_frame(_hmac_batch_python(pepper, prefix, _as_strings(canonical)))
+    return _hmac_words_native(pepper, prefix, canonical, threads=None, portable=False)
+
+
+def _words_frame(keys: pl.Series) -> pl.DataFrame:
+    """(k1, k2) of 16-byte binary keys, the reference conversion."""
+    words = [None if k is None else key_words(k) for k in keys.to_list()]
+    return pl.DataFrame(
+        {
+            "k1": pl.Series([None if w is None else w[0] for w in words], dtype=pl.UInt64),
+            "k2": pl.Series([None if w is None else w[1] for w in words], dtype=pl.UInt64),
+        }
+    )
 
 
 def hmac_batch(
@@ -122,27 +170,33 @@ def _default_threads() -> int:
     return max(1, min(2, len(os.sched_getaffinity(0))))
 
 
-def _hmac_batch_native(
-    pepper: Pepper, prefix: bytes, values: pl.Series, *, threads: int | None, portable: bool
-) -> pl.Series:
-    """The C path over the Arrow buffers; ``portable`` forces the non-SHA-NI code (for tests)."""
-    assert _native is not None
+def _as_strings(values: pl.Series) -> pl.Series:
     if values.dtype == pl.Null:
-        values = values.cast(pl.String)
+        return values.cast(pl.String)
     if values.dtype != pl.String:
         raise TypeError(f"hmac_batch needs a String series, got {values.dtype}")
-    array = values.to_arrow()  # one contiguous large_string array (polars copies its views)
+    return values
+
+
+def _arrow_strings(values: pl.Series) -> pa.LargeStringArray:
+    """One contiguous large_string array (polars copies its string views)."""
+    array = _as_strings(values).to_arrow()
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if array.type != pa.large_string():
         array = array.cast(pa.large_string())
+    return array
+
+
+def _native_args(
+    pepper: Pepper, prefix: bytes, array: pa.LargeStringArray, threads: int | None, portable: bool
+) -> tuple[tuple[object, ...], pa.Buffer | None]:
+    """The extension's arguments for ``array``, and the validity bitmap of its output."""
     n = len(array)
-    if n == 0:
-        return pl.Series(values.name, [], dtype=pl.Binary)
     validity, offsets, data = array.buffers()
     if array.null_count == 0:
         validity = None
-    digests = _native.hmac_sha256_trunc16(
+    args = (
         pepper.secret,
         prefix,
         data if data is not None else b"",
@@ -154,6 +208,20 @@ def _hmac_batch_native(
         portable,
     )
     out_validity = None if validity is None else array.is_valid().buffers()[1]
+    return args, out_validity
+
+
+def _hmac_batch_native(
+    pepper: Pepper, prefix: bytes, values: pl.Series, *, threads: int | None, portable: bool
+) -> pl.Series:
+    """The C path over the Arrow buffers; ``portable`` forces the non-SHA-NI code (for tests)."""
+    assert _native is not None
+    array = _arrow_strings(values)
+    n = len(array)
+    if n == 0:
+        return pl.Series(values.name, [], dtype=pl.Binary)
+    args, out_validity = _native_args(pepper, prefix, array, threads, portable)
+    digests = _native.hmac_sha256_trunc16(*args)
     keys = pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(KEY_BYTES), n, [out_validity, pa.py_buffer(digests)]
     )
@@ -162,8 +230,33 @@ def _hmac_batch_native(
     return pl.Series(values.name, keys.cast(pa.binary_view()), dtype=pl.Binary)
 
 
+def _hmac_words_native(
+    pepper: Pepper, prefix: bytes, values: pl.Series, *, threads: int | None, portable: bool
+) -> pl.DataFrame:
+    """The C path writing k1 and k2 as two uint64 arrays; polars takes them without a copy."""
+    assert _native is not None
+    array = _arrow_strings(values)
+    n = len(array)
+    if n == 0:
+        return pl.DataFrame(schema={"k1": pl.UInt64, "k2": pl.UInt64})
+    args, out_validity = _native_args(pepper, prefix, array, threads, portable)
+    buffer = pa.py_buffer(_native.hmac_sha256_words(*args))
+    half = 8 * n
+    columns = {
+        name: pl.Series(
+            name,
+            pa.UInt64Array.from_buffers(
+                pa.uint64(), n, [out_validity, buffer.slice(i * half, half)]
+            ),
+        )
+        for i, name in enumerate(KEY_COLUMNS)
+    }
+    return pl.DataFrame(columns)
+
+
 def _hmac_batch_python(pepper: Pepper, prefix: bytes, values: pl.Series) -> pl.Series:
     """Reference batch path: hashlib copies of the precomputed pad states, one value at a time."""
+    values = _as_strings(values)
     inner, outer = _pads(pepper.secret)
     inner.update(prefix)
     out: list[bytes | None] = []

@@ -12,7 +12,7 @@ import polars as pl
 
 from core import crash
 from matching.identity import normalise
-from matching.keyed_hash import Pepper, hash_keys
+from matching.keyed_hash import KIND_DTYPE, Pepper, hash_keys
 from matching.sql import Statement
 from matching.store import Store
 from schemas.vocab import CATEGORY_BITS, Category, KeyKind
@@ -107,7 +107,7 @@ _NEW_ARTIFACT = Statement(
 _INSERT_BATCH = Statement(
     "store a leaked batch",
     """
-    INSERT INTO leak_keys SELECT $no, $table_no, row, kind, key, categories FROM batch_keys;
+    INSERT INTO leak_keys SELECT $no, $table_no, row, kind, k1, k2, categories FROM batch_keys;
     INSERT INTO leak_row_counts SELECT $no, $table_no, categories, count(*)
         FROM batch_rows GROUP BY categories;
     INSERT INTO rejects SELECT $no, $table_no, row, "column", reason FROM batch_rejects;
@@ -258,22 +258,37 @@ def normalise_leak_batch(
     return NormalisedBatch(rows, canonical, rejects)
 
 
+KEY_FRAME_SCHEMA: dict[str, pl.DataType] = {
+    "row": pl.UInt64(),
+    "kind": KIND_DTYPE,
+    "k1": pl.UInt64(),
+    "k2": pl.UInt64(),
+    "categories": pl.UInt16(),
+}
+
+
 def hash_batch(normalised: NormalisedBatch, pepper: Pepper) -> pl.DataFrame:
-    """The batch's keys: row, kind, key, categories; the clear canonical values are dropped."""
+    """The batch's keys: row, kind, k1, k2, categories; the clear canonical values are dropped.
+
+    ``kind`` is a polars Enum in key_kind's order, which DuckDB stores without a string lookup.
+    """
     canonical = normalised.canonical
     parts = []
     for kind in _KEY_CATEGORIES.values():
         part = canonical.filter(pl.col("kind") == kind.value)
         if part.height:
             parts.append(
-                part.with_columns(key=hash_keys(pepper, kind, part["canonical"])).select(
-                    "row", "kind", "key", "categories"
+                pl.concat(
+                    [
+                        part.select("row", pl.lit(kind.value, dtype=KIND_DTYPE).alias("kind")),
+                        hash_keys(pepper, kind, part["canonical"]),
+                        part.select("categories"),
+                    ],
+                    how="horizontal",
                 )
             )
     if not parts:
-        return pl.DataFrame(
-            schema={"row": pl.UInt64, "kind": pl.String, "key": pl.Binary, "categories": pl.UInt16}
-        )
+        return pl.DataFrame(schema=KEY_FRAME_SCHEMA)
     return pl.concat(parts)
 
 

@@ -37,9 +37,9 @@ _LINK_SHARD = Statement(
            bit_or(lk.categories),
            list(DISTINCT (lk.artifact_no::UBIGINT << 48) | (lk.table_no::UBIGINT << 40) | lk.row)
     FROM leak_keys lk
-    JOIN customer_keys ck ON ck.kind = lk.kind AND ck.key = lk.key
+    JOIN customer_keys ck ON ck.k1 = lk.k1 AND ck.kind = lk.kind AND ck.k2 = lk.k2
     WHERE lk.artifact_no IN (SELECT artifact_no FROM breach_artifacts)
-      AND ($shards = 1 OR hash(lk.key) % $shards = $shard)
+      AND ($shards = 1 OR lk.k1 % $shards = $shard)
     GROUP BY ck.customer_id
     """,
 )
@@ -53,21 +53,26 @@ _COMBINE = Statement(
     """,
 )
 # One shard (the default): no partials to combine, so rows are counted directly instead of
-# collected into per-customer lists and de-duplicated afterwards.
+# collected into per-customer lists and de-duplicated afterwards. Grouping first by (customer,
+# leaked row) and then counting those groups per customer gives count(DISTINCT row) for about
+# 20 % less time than count(DISTINCT ...) itself (measured at 1 M x 1 M).
 _LINK_SINGLE = Statement(
     "link in one pass",
     """
     CREATE OR REPLACE TEMP TABLE link_result AS
-    SELECT ck.customer_id,
-           bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END)::UTINYINT
-               AS kinds,
-           bit_or(lk.categories) AS categories,
-           count(DISTINCT (lk.artifact_no::UBIGINT << 48) | (lk.table_no::UBIGINT << 40) | lk.row)
-               AS matched_rows
-    FROM leak_keys lk
-    JOIN customer_keys ck ON ck.kind = lk.kind AND ck.key = lk.key
-    WHERE lk.artifact_no IN (SELECT artifact_no FROM breach_artifacts)
-    GROUP BY ck.customer_id
+    SELECT customer_id, bit_or(kinds)::UTINYINT AS kinds, bit_or(categories) AS categories,
+           count(*) AS matched_rows
+    FROM (
+        SELECT ck.customer_id,
+               (lk.artifact_no::UBIGINT << 48) | (lk.table_no::UBIGINT << 40) | lk.row AS leaked_row,
+               bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END) AS kinds,
+               bit_or(lk.categories) AS categories
+        FROM leak_keys lk
+        JOIN customer_keys ck ON ck.k1 = lk.k1 AND ck.kind = lk.kind AND ck.k2 = lk.k2
+        WHERE lk.artifact_no IN (SELECT artifact_no FROM breach_artifacts)
+        GROUP BY ck.customer_id, leaked_row
+    )
+    GROUP BY customer_id
     """,
 )
 _COMBOS = Statement(

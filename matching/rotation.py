@@ -65,22 +65,24 @@ _BEGIN = Statement(
     "stage a rotation",
     """
     CREATE OR REPLACE TEMP TABLE rot_customers (row BIGINT, customer_id VARCHAR, fingerprint BLOB);
-    CREATE OR REPLACE TEMP TABLE rot_customer_keys (row BIGINT, customer_id VARCHAR, kind key_kind, key BLOB);
+    CREATE OR REPLACE TEMP TABLE rot_customer_keys (row BIGINT, customer_id VARCHAR,
+        kind key_kind, k1 UBIGINT, k2 UBIGINT);
     CREATE OR REPLACE TEMP TABLE rot_leak_keys (artifact_no INTEGER, table_no INTEGER, row UBIGINT,
-        kind key_kind, key BLOB, categories USMALLINT);
+        kind key_kind, k1 UBIGINT, k2 UBIGINT, categories USMALLINT);
     """,
 )
 _STAGE_CUSTOMERS = Statement(
     "stage re-keyed customers",
     """
     INSERT INTO rot_customers SELECT row, customer_id, fingerprint FROM batch_customers;
-    INSERT INTO rot_customer_keys SELECT row, customer_id, kind, key FROM batch_keys;
+    INSERT INTO rot_customer_keys SELECT row, customer_id, kind, k1, k2 FROM batch_keys;
     """,
 )
 _STAGE_LEAK = Statement(
     "stage re-keyed leak keys",
     """
-    INSERT INTO rot_leak_keys SELECT $no, $table_no, row, kind, key, categories FROM batch_keys
+    INSERT INTO rot_leak_keys
+        SELECT $no, $table_no, row, kind, k1, k2, categories FROM batch_keys
     """,
 )
 # The loader keeps the first row of a duplicated customer_id: so does the rotation.
@@ -116,12 +118,12 @@ _SWAP = Statement(
         WHERE customers.customer_id = r.customer_id;
     DELETE FROM customer_keys;
     INSERT INTO customer_keys
-        SELECT k.customer_id, k.kind, k.key, $key_id FROM rot_customer_keys k
+        SELECT k.customer_id, k.kind, k.k1, k.k2, $key_id FROM rot_customer_keys k
         SEMI JOIN rot_first f ON f.customer_id = k.customer_id AND f.row = k.row
         SEMI JOIN customers c ON c.customer_id = k.customer_id;
     DELETE FROM leak_keys;
     INSERT INTO leak_keys
-        SELECT artifact_no, table_no, row, kind, key, categories FROM rot_leak_keys;
+        SELECT artifact_no, table_no, row, kind, k1, k2, categories FROM rot_leak_keys;
     UPDATE artifacts SET key_id = $key_id WHERE key_id IS NOT NULL;
     DROP TABLE rot_customers;
     DROP TABLE rot_customer_keys;

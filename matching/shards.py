@@ -19,13 +19,14 @@ __all__ = ["ShardPaths", "combine", "export_shards", "link_shard", "shard_paths"
 MAX_SHARDS = 65_536  # the prefix is the key's first two bytes
 
 # The keys are keyed hashes, uniform in every byte: their first two bytes, read as a
-# big-endian number, split them evenly and the same way in every process and version.
+# big-endian number (k1 >> 48, keyed_hash.py), split them evenly and the same way in every
+# process and version.
 _EXPORT_CUSTOMERS = Statement(
     "export customer keys shard",
     """
     COPY (
-        SELECT customer_id, kind::VARCHAR AS kind, key FROM customer_keys
-        WHERE ('0x' || hex(key[1:2]))::INTEGER % $shards = $shard
+        SELECT customer_id, kind::VARCHAR AS kind, k1, k2 FROM customer_keys
+        WHERE (k1 >> 48) % $shards = $shard
     ) TO $path (FORMAT parquet)
     """,
 )
@@ -34,12 +35,12 @@ _EXPORT_LEAKS = Statement(
     "export leak keys shard",
     """
     COPY (
-        SELECT kind::VARCHAR AS kind, key, categories,
+        SELECT kind::VARCHAR AS kind, k1, k2, categories,
                (artifact_no::UBIGINT << 48) | (table_no::UBIGINT << 40) | row AS rowid
         FROM leak_keys
         WHERE artifact_no IN (
                 SELECT artifact_no FROM artifacts WHERE breach_id = $breach_id AND state = 'done')
-          AND ('0x' || hex(key[1:2]))::INTEGER % $shards = $shard
+          AND (k1 >> 48) % $shards = $shard
     ) TO $path (FORMAT parquet)
     """,
 )
@@ -53,7 +54,8 @@ _LINK_SHARD_FILES = Statement(
                bit_or(lk.categories)::USMALLINT AS categories,
                list(DISTINCT lk.rowid) AS rowids
         FROM read_parquet($leaks) lk
-        JOIN read_parquet($customers) ck ON ck.kind = lk.kind AND ck.key = lk.key
+        JOIN read_parquet($customers) ck
+            ON ck.k1 = lk.k1 AND ck.kind = lk.kind AND ck.k2 = lk.k2
         GROUP BY ck.customer_id
     ) TO $path (FORMAT parquet)
     """,

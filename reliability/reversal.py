@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from matching.keyed_hash import KEY_BYTES, Pepper, hmac_batch
+from matching.keyed_hash import KEY_BYTES, Pepper, hmac_batch, key_bytes
 
 __all__ = [
     "FULL_RANGE",
@@ -54,10 +54,10 @@ def stored_phone_keys(store: Path) -> set[bytes]:
     con = duckdb.connect(str(store), read_only=True)
     try:
         rows = con.execute(
-            "SELECT key FROM customer_keys WHERE kind = 'phone' "
-            "UNION SELECT key FROM leak_keys WHERE kind = 'phone'"
+            "SELECT k1, k2 FROM customer_keys WHERE kind = 'phone' "
+            "UNION SELECT k1, k2 FROM leak_keys WHERE kind = 'phone'"
         ).fetchall()
-        return {bytes(r[0]) for r in rows}
+        return {key_bytes(k1, k2) for k1, k2 in rows}
     finally:
         con.close()
 

@@ -17,8 +17,8 @@ _ARTIFACTS = """
     FROM artifacts ORDER BY ALL
 """
 _LEAK_KEYS = """
-    SELECT a.sha256, coalesce(a.inner_path, ''), k.table_no, k.row, k.kind::VARCHAR, k.key,
-           k.categories, a.key_id
+    SELECT a.sha256, coalesce(a.inner_path, ''), k.table_no, k.row, k.kind::VARCHAR, k.k1,
+           k.k2, k.categories, a.key_id
     FROM leak_keys k JOIN artifacts a USING (artifact_no) ORDER BY ALL
 """
 _EXPOSURES = """

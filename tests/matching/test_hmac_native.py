@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+import sys
 
 import polars as pl
 import pyarrow as pa
@@ -17,8 +18,11 @@ from matching.keyed_hash import (
     Pepper,
     _hmac_batch_native,
     _hmac_batch_python,
+    _hmac_words_native,
+    _words_frame,
     hash_keys,
     hmac_batch,
+    key_bytes,
 )
 from schemas.vocab import KeyKind
 
@@ -204,10 +208,52 @@ def test_bad_offsets_are_refused_not_read() -> None:
 
 def test_public_batch_path_uses_the_extension_and_matches_the_python_path() -> None:
     values = pl.Series("canonical", mixed_values(2_000, seed=6))
-    fast = hash_keys(PEPPER, KeyKind.EMAIL, values)
+    fast = hmac_batch(PEPPER, b"email:", values)
     assert fast.name == "canonical"
     assert fast.null_count() == values.null_count()
     assert fast.to_list() == _hmac_batch_python(PEPPER, b"email:", values).to_list()
+    words = hash_keys(PEPPER, KeyKind.EMAIL, values)
+    assert words["k1"].null_count() == words["k2"].null_count() == values.null_count()
+    assert [None if k1 is None else key_bytes(k1, k2) for k1, k2 in words.iter_rows()] == (
+        fast.to_list()
+    )
+
+
+@pytest.mark.parametrize("portable", PATHS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_words_equal_the_reference_bytes(portable: bool, threads: int) -> None:
+    # More than MIN_PER_THREAD values per thread, so two threads really split the batch.
+    values = pl.Series("v", mixed_values(40_000, seed=9))
+    words = _hmac_words_native(PEPPER, b"phone:", values, threads=threads, portable=portable)
+    assert words.schema == {"k1": pl.UInt64, "k2": pl.UInt64}
+    got = [None if k1 is None else key_bytes(k1, k2) for k1, k2 in words.iter_rows()]
+    assert got == expected(PEPPER.secret, b"phone:", values.to_list())
+
+
+def test_python_fallback_gives_the_same_words() -> None:
+    values = pl.Series("v", mixed_values(500, seed=4))
+    fallback = _words_frame(_hmac_batch_python(PEPPER, b"email:", values))
+    assert fallback.equals(hash_keys(PEPPER, KeyKind.EMAIL, values))
+
+
+def test_words_of_a_sliced_array_and_bad_offsets() -> None:
+    values = mixed_values(80, seed=3)
+    array = pa.array(values, pa.large_string()).slice(13, 50)
+    validity, offsets, data = array.buffers()
+    out = native.hmac_sha256_words(
+        PEPPER.secret, b"iban:", data, offsets.slice(13 * 8), validity, 13, 50, 1, False
+    )
+    assert len(out) == 16 * 50
+    k1 = [int.from_bytes(out[8 * i : 8 * i + 8], sys.byteorder) for i in range(50)]
+    k2 = [int.from_bytes(out[400 + 8 * i : 408 + 8 * i], sys.byteorder) for i in range(50)]
+    want = expected(PEPPER.secret, b"iban:", values[13:63])
+    assert [key_bytes(a, b) for a, b in zip(k1, k2, strict=True)] == [
+        w if w is not None else bytes(16) for w in want
+    ]
+    with pytest.raises(ValueError, match="offsets"):
+        native.hmac_sha256_words(
+            b"k" * 32, b"", b"abcdef", pa.array([0, 4, 2], pa.int64()).buffers()[1], None, 0, 2
+        )
 
 
 def test_empty_and_all_null_series() -> None:

@@ -11,7 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import ConfigError
-from matching.keyed_hash import KEY_BYTES, Pepper, hash_keys, hmac_batch, join_key, keyed_hash
+from matching.keyed_hash import (
+    KEY_BYTES,
+    Pepper,
+    hash_keys,
+    hmac_batch,
+    join_key,
+    key_bytes,
+    key_words,
+    keyed_hash,
+)
 from schemas.vocab import KeyKind
 
 PEPPER = Pepper("t1", bytes(range(32)))
@@ -26,12 +35,34 @@ def test_reference_is_rfc2104_hmac_sha256_over_kind_and_value() -> None:
 
 @given(st.lists(st.one_of(st.none(), st.text(max_size=80)), max_size=50), st.sampled_from(KeyKind))
 def test_batch_path_equals_reference(values: list[str | None], kind: KeyKind) -> None:
-    keys = hash_keys(PEPPER, kind, pl.Series("v", values, dtype=pl.String)).to_list()
-    for value, key in zip(values, keys, strict=True):
+    keys = hash_keys(PEPPER, kind, pl.Series("v", values, dtype=pl.String))
+    assert keys.schema == {"k1": pl.UInt64, "k2": pl.UInt64}
+    for value, (k1, k2) in zip(values, keys.iter_rows(), strict=True):
         if value is None:
-            assert key is None
+            assert k1 is None and k2 is None
         else:
-            assert key == keyed_hash(PEPPER, kind, value)[:KEY_BYTES]
+            assert key_bytes(k1, k2) == keyed_hash(PEPPER, kind, value)[:KEY_BYTES]
+
+
+def test_key_words_are_the_two_big_endian_halves() -> None:
+    key = bytes(range(0xF0, 0x100))
+    assert key_words(key) == (0xF0F1F2F3F4F5F6F7, 0xF8F9FAFBFCFDFEFF)
+    assert key_bytes(*key_words(key)) == key
+    # k1's top 16 bits are the key's first two bytes: the shard prefix.
+    assert key_words(key)[0] >> 48 == int.from_bytes(key[:2], "big")
+    with pytest.raises(ValueError, match="16 bytes"):
+        key_words(key[:15])
+
+
+@given(
+    st.binary(min_size=KEY_BYTES, max_size=KEY_BYTES),
+    st.binary(min_size=KEY_BYTES, max_size=KEY_BYTES),
+)
+def test_key_words_round_trip_and_keep_the_order(a: bytes, b: bytes) -> None:
+    k1, k2 = key_words(a)
+    assert 0 <= k1 < 2**64 and 0 <= k2 < 2**64
+    assert key_bytes(k1, k2) == a
+    assert (key_words(a) < key_words(b)) == (a < b)
 
 
 def test_long_secrets_are_hashed_first_as_rfc2104_says() -> None:

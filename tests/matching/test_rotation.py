@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import duckdb
@@ -14,7 +15,7 @@ from flows import steps
 from flows.cli_pepper import rotate_pepper
 from flows.context import Runtime, runtime
 from matching.identity import normalise
-from matching.keyed_hash import Pepper, hash_keys
+from matching.keyed_hash import Pepper, hash_keys, key_bytes, key_words
 from matching.snapshot import snapshots
 from schemas.vocab import KeyKind
 from synthetic import make_customers, make_leak, write_delimited, write_jsonl
@@ -53,8 +54,15 @@ def _old_hashes(customers: pl.DataFrame, pepper: Pepper) -> set[bytes]:
         ("iban", KeyKind.IBAN),
     ):
         canonical = normalise(kind, customers[column], "FR")["canonical"]
-        found |= {k for k in hash_keys(pepper, kind, canonical).to_list() if k}
+        words = hash_keys(pepper, kind, canonical).drop_nulls()
+        found |= {key_bytes(k1, k2) for k1, k2 in words.iter_rows()}
     return found
+
+
+def _on_disk(key: bytes) -> list[bytes]:
+    """How a key's two words lie in the file: UBIGINT values, in the machine's byte order."""
+    k1, k2 = key_words(key)
+    return [k1.to_bytes(8, sys.byteorder), k2.to_bytes(8, sys.byteorder)]
 
 
 @pytest.fixture
@@ -86,7 +94,8 @@ def test_rotation_keeps_exposures_and_leaves_no_old_hash(
     assert before and _key_ids(store) == {rt.pepper.key_id}
     old = _old_hashes(customers, rt.pepper)
     raw_before = store.read_bytes()
-    assert sum(raw_before.count(k) for k in list(old)[:50]) > 0  # the sweep below can see keys
+    sample = list(old)[:50]
+    assert sum(raw_before.count(w) for k in sample for w in _on_disk(k)) > 0  # the sweep sees keys
 
     new = Pepper.generate("rotated")
     report = rotate_pepper(rt, new, tmp_path / "customers.csv", sources, ["A", "B"])
@@ -98,13 +107,15 @@ def test_rotation_keeps_exposures_and_leaves_no_old_hash(
     con = duckdb.connect(str(store), read_only=True)
     try:
         for table in ("customer_keys", "leak_keys"):
-            stored |= {bytes(r[0]) for r in con.execute(f"SELECT key FROM {table}").fetchall()}
+            rows = con.execute(f"SELECT k1, k2 FROM {table}").fetchall()
+            stored |= {key_bytes(k1, k2) for k1, k2 in rows}
         stored |= {bytes(r[0]) for r in con.execute("SELECT fingerprint FROM customers").fetchall()}
     finally:
         con.close()
     assert stored and not (stored & old)
     raw = store.read_bytes()
-    assert [k for k in old if k in raw] == [], "old-key hashes left in the file's free blocks"
+    left = [k for k in old if any(w in raw for w in _on_disk(k))]
+    assert left == [], "old-key hashes left in the file's free blocks"
 
     monkeypatch.setenv("LEAKWATCH_PEPPER", new.to_text())
     monkeypatch.setenv("LEAKWATCH_PEPPER_KEY_ID", "rotated")

@@ -1,0 +1,191 @@
+"""Join keys as two UBIGINT words: a 0005 store (BLOB keys) migrates in place and links the same."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pytest
+
+from matching.keyed_hash import key_bytes, key_words
+from matching.link import link
+from matching.sql import MIGRATIONS
+from matching.store import Store
+
+# Tables that migration 0006 leaves as they were: copied as they are into the old-format store.
+_UNCHANGED = ("customers", "breaches", "artifacts", "leak_tables", "leak_row_counts", "rejects")
+
+# The link as it was written for BLOB keys (before migration 0006): the reference.
+_BLOB_LINK = """
+    SELECT ck.customer_id,
+           bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END)::UTINYINT,
+           bit_or(lk.categories),
+           count(DISTINCT (lk.artifact_no::UBIGINT << 48) | (lk.table_no::UBIGINT << 40) | lk.row)
+    FROM leak_keys lk
+    JOIN customer_keys ck ON ck.kind = lk.kind AND ck.key = lk.key
+    WHERE lk.artifact_no IN (
+        SELECT artifact_no FROM artifacts WHERE breach_id = 'b' AND state = 'done')
+    GROUP BY ck.customer_id ORDER BY ALL
+"""
+_PAIRS_BLOB = """
+    SELECT ck.customer_id, lk.artifact_no, lk.table_no, lk.row, lk.kind::VARCHAR
+    FROM leak_keys lk JOIN customer_keys ck ON ck.kind = lk.kind AND ck.key = lk.key
+    ORDER BY ALL
+"""
+_PAIRS_WORDS = """
+    SELECT ck.customer_id, lk.artifact_no, lk.table_no, lk.row, lk.kind::VARCHAR
+    FROM leak_keys lk
+    JOIN customer_keys ck ON ck.k1 = lk.k1 AND ck.kind = lk.kind AND ck.k2 = lk.k2
+    ORDER BY ALL
+"""
+_EXPOSURES = """
+    SELECT customer_id, matched_on, categories, category_mask, risk, reasons, matched_rows
+    FROM exposures WHERE breach_id = 'b' ORDER BY customer_id
+"""
+# 16 bytes from the two words, in SQL: the old column rebuilt independently of keyed_hash.py.
+_BLOB = "from_hex(lpad(to_hex({0}.k1), 16, '0') || lpad(to_hex({0}.k2), 16, '0'))"
+
+
+def _old_schema(path: Path) -> duckdb.DuckDBPyConnection:
+    """A store at schema version 5, exactly as the migrations up to 0005 leave it."""
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+    for version, script in enumerate(MIGRATIONS[:5], start=1):
+        con.execute(script)
+        con.execute("INSERT INTO schema_version VALUES ($v, now())", {"v": version})
+    return con
+
+
+def _downgrade(current: Path, old: Path) -> None:
+    """Write ``current``'s data into a version-5 store at ``old``, keys as 16-byte BLOBs."""
+    con = _old_schema(old)
+    try:
+        con.execute("ATTACH $p AS src (READ_ONLY)", {"p": str(current)})
+        for table in _UNCHANGED:
+            con.execute(f"INSERT INTO {table} SELECT * FROM src.{table}")
+        con.execute(
+            "INSERT INTO customer_keys SELECT customer_id, kind, "
+            + _BLOB.format("c")
+            + ", key_id FROM src.customer_keys c"
+        )
+        con.execute(
+            "INSERT INTO leak_keys SELECT artifact_no, table_no, row, kind, "
+            + _BLOB.format("l")
+            + ", categories FROM src.leak_keys l"
+        )
+        con.execute("DETACH src")
+    finally:
+        con.close()
+
+
+def _rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def stores(leakwatch_env: Path, two_file_breach: Callable[..., None]) -> tuple[Path, Path]:
+    """(a store built by today's code and linked, the same data in a version-5 store)."""
+    from flows.context import runtime
+
+    two_file_breach(seed=23)
+    current = runtime().settings.store
+    with Store(current) as store:
+        link(store, "b")
+    old = leakwatch_env / "old" / "v5.duckdb"
+    old.parent.mkdir()
+    _downgrade(current, old)
+    return current, old
+
+
+def test_migration_converts_blob_keys_in_place(stores: tuple[Path, Path]) -> None:
+    current, old = stores
+    blobs = _rows(old, "SELECT kind::VARCHAR, key FROM leak_keys ORDER BY ALL")
+    customer_blobs = _rows(old, "SELECT customer_id, kind::VARCHAR, key FROM customer_keys")
+    assert blobs and all(len(k) == 16 for _, k in blobs)
+
+    with Store(old) as store:
+        assert store.schema_version == len(MIGRATIONS) >= 6
+    columns = {
+        (t, c): d
+        for t, c, d in _rows(
+            old,
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_name IN ('leak_keys', 'customer_keys')",
+        )
+    }
+    assert columns[("leak_keys", "k1")] == columns[("customer_keys", "k2")] == "UBIGINT"
+    assert ("leak_keys", "key") not in columns and ("customer_keys", "key") not in columns
+
+    # Every key converted as keyed_hash.key_words reads it, and the same rows as before.
+    words = _rows(old, "SELECT kind::VARCHAR, k1, k2 FROM leak_keys ORDER BY ALL")
+    assert sorted((kind, *key_words(k)) for kind, k in blobs) == words
+    converted = _rows(old, "SELECT customer_id, kind::VARCHAR, k1, k2 FROM customer_keys")
+    assert sorted((c, kind, key_bytes(a, b)) for c, kind, a, b in converted) == sorted(
+        (c, kind, bytes(k)) for c, kind, k in customer_blobs
+    )
+    # ... and as today's code writes them for the same data.
+    assert sorted(converted) == sorted(
+        _rows(current, "SELECT customer_id, kind::VARCHAR, k1, k2 FROM customer_keys")
+    )
+
+
+def test_word_join_finds_exactly_what_the_blob_join_found(stores: tuple[Path, Path]) -> None:
+    current, old = stores
+    blob_pairs = _rows(old, _PAIRS_BLOB)
+    blob_link = _rows(old, _BLOB_LINK)
+    assert len(blob_pairs) > 200 and max(r[3] for r in blob_link) > 1  # rows matched twice
+
+    with Store(old) as store:
+        report = link(store, "b")
+    assert _rows(old, _PAIRS_WORDS) == blob_pairs
+    linked = _rows(
+        old,
+        "SELECT customer_id, kinds, categories, matched_rows FROM ("
+        "SELECT e.customer_id, e.category_mask AS categories, e.matched_rows, "
+        "(CASE WHEN e.matched_on LIKE '%email%' THEN 1 ELSE 0 END "
+        "| CASE WHEN e.matched_on LIKE '%iban%' THEN 2 ELSE 0 END "
+        "| CASE WHEN e.matched_on LIKE '%phone%' THEN 4 ELSE 0 END)::UTINYINT AS kinds "
+        "FROM exposures e WHERE breach_id = 'b') ORDER BY ALL",
+    )
+    assert linked == blob_link
+    assert report.exposed == len(blob_link)
+    # The migrated store gives the exposures of a store written with word keys from the start.
+    assert _rows(old, _EXPOSURES) == _rows(current, _EXPOSURES)
+
+
+def test_a_key_of_the_wrong_length_stops_the_migration(tmp_path: Path) -> None:
+    path = tmp_path / "v5.duckdb"
+    con = _old_schema(path)
+    con.execute("INSERT INTO leak_keys VALUES (1, 0, 7, 'phone', from_hex('00ff'), 4)")
+    con.close()
+    with pytest.raises(duckdb.Error, match="not 16 bytes"):
+        Store(path).close()
+    assert _rows(path, "SELECT max(version) FROM schema_version") == [(5,)]
+    assert _rows(path, "SELECT octet_length(key) FROM leak_keys") == [(2,)]
+
+
+def test_key_frames_carry_two_words_and_no_blob(leakwatch_env: Path) -> None:
+    from matching.keyed_hash import Pepper
+    from matching.leaks import NormalisedBatch, hash_batch
+
+    canonical = pl.DataFrame(
+        {
+            "row": pl.Series([0, 1, 1], dtype=pl.UInt64),
+            "kind": ["phone", "email", "iban"],
+            "canonical": ["+33612345678", "a@b.fr", "FR7630006000011234567890189"],
+            "categories": pl.Series([4, 3, 2], dtype=pl.UInt16),
+        }
+    )
+    empty = pl.DataFrame()
+    keys = hash_batch(NormalisedBatch(empty, canonical, empty), Pepper.generate())
+    assert keys.columns == ["row", "kind", "k1", "k2", "categories"]
+    assert keys.schema["k1"] == keys.schema["k2"] == pl.UInt64
+    assert sorted(keys["kind"].cast(pl.String).to_list()) == ["email", "iban", "phone"]
+    assert keys["k1"].null_count() == 0
