@@ -32,9 +32,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
-import py7zr
-import py7zr.io
-
 from connectors.acquire import AcquireOptions, Refusal
 from connectors.base import Artifact
 from connectors.sniff import read_head, sniff_media_type
@@ -460,6 +457,11 @@ class _Extractor:
         yield from self.member(name, opener, lambda: raw.count - start)
 
     def seven(self) -> Iterator[Artifact | Refusal]:
+        # py7zr takes a tenth of a second to import: only when a 7z archive turns up
+        import py7zr
+
+        from connectors.sevenzip import SevenFactory
+
         password = self.options.password
         try:
             archive = py7zr.SevenZipFile(self.artifact.path, mode="r", password=password)
@@ -491,7 +493,7 @@ class _Extractor:
                     yield self.refuse(name, reason)
                     continue
                 targets.append(name)
-            sink = _SevenFactory(self)
+            sink = SevenFactory(self)
             failure: str | None = None
             try:
                 archive.extract(path=self.dir / "7z", targets=targets, factory=sink)
@@ -541,68 +543,6 @@ class _NoClose(io.RawIOBase):
         data = self._inner.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
-
-
-class _SevenWriter(py7zr.io.Py7zIO):
-    """One 7z member streamed to disk under the extractor's limits."""
-
-    def __init__(self, ex: _Extractor, name: str) -> None:
-        self.ex = ex
-        self.name = name
-        ex.admit()
-        self.path = ex.target(name)
-        self._out = self.path.open("xb")
-        self.digest = hashlib.sha256()
-        self.written = 0
-        self.finished = False
-
-    def write(self, s: bytes | bytearray) -> int:
-        self.written += len(s)
-        # 7z blocks are solid: the ratio is judged against the whole archive's size.
-        self.ex.account(len(s), self.written, self.ex.artifact.size)
-        self.digest.update(s)
-        self._out.write(s)
-        return len(s)
-
-    def read(self, size: int | None = None) -> bytes:
-        return b""
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self.written
-
-    def flush(self) -> None:
-        self._out.flush()
-
-    def size(self) -> int:
-        return self.written
-
-    def close(self) -> None:
-        if not self._out.closed:
-            self._out.close()
-            self.finished = True
-
-    def discard(self) -> None:
-        self._out.close()
-        self.path.unlink(missing_ok=True)
-
-
-class _SevenFactory(py7zr.io.WriterFactory):
-    def __init__(self, ex: _Extractor) -> None:
-        self.ex = ex
-        self.writers: list[_SevenWriter] = []
-        self.current: _SevenWriter | None = None
-
-    def create(self, filename: str) -> py7zr.io.Py7zIO:
-        base = self.ex.dir / "7z"
-        name = (
-            Path(filename).relative_to(base).as_posix()
-            if Path(filename).is_absolute()
-            else filename
-        )
-        writer = _SevenWriter(self.ex, name)
-        self.writers.append(writer)
-        self.current = writer
-        return writer
 
 
 def _zip_overlaps(infos: list[zipfile.ZipInfo], raw: _Counting) -> dict[int, str]:
