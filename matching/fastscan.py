@@ -33,6 +33,7 @@ from connectors.base import ROW, Table
 from connectors.delimited import FIELD_CAP, Dialect, _Parser, scan_physical_lines
 from matching import emails, ibans, phones
 from matching.identity import normalise
+from matching.keyed_hash import KIND_DTYPE
 from matching.leaks import (
     _KEY_CATEGORIES,
     CANONICAL_SCHEMA,
@@ -435,8 +436,12 @@ class _Converter:
         self.slot_kinds = [kind.value for _, kind in plan.keys]
         self.slot_columns = [column for column, _ in plan.keys]
 
-    def _by_slot(self, slots: pl.Series, names: list[str]) -> pl.Series:
-        return slots.replace_strict(list(range(len(names))), names, return_dtype=pl.String)
+    def _by_slot(
+        self, slots: pl.Series, names: list[str], dtype: pl.DataType | None = None
+    ) -> pl.Series:
+        return slots.replace_strict(
+            list(range(len(names))), names, return_dtype=dtype or pl.String()
+        )
 
     def native(self, part: _Part) -> tuple[list[NormalisedBatch], pl.DataFrame | None]:
         """The part's decided records, and its pending values (row, categories, slot, value)."""
@@ -481,7 +486,9 @@ class _Converter:
         if canon_idx:
             canonical = rows[_numbers(canon_idx, pa.uint32(), 4)].select(
                 "row",
-                kind=self._by_slot(_numbers(canon_slot, pa.uint16(), 2), self.slot_kinds),
+                kind=self._by_slot(
+                    _numbers(canon_slot, pa.uint16(), 2), self.slot_kinds, KIND_DTYPE
+                ),
                 canonical=_strings(canon_off, canon_data),
                 categories="categories",
             )
@@ -516,7 +523,10 @@ class _Converter:
             )
             canonical.append(
                 decided.filter(pl.col("canonical").is_not_null()).select(
-                    "row", kind=pl.lit(kind.value), canonical="canonical", categories="categories"
+                    "row",
+                    kind=pl.lit(kind.value, dtype=KIND_DTYPE),
+                    canonical="canonical",
+                    categories="categories",
                 )
             )
             rejects.append(

@@ -206,7 +206,7 @@ class NormalisedBatch:
     """One batch before hashing: what a parser's rows hold, with clear values still in memory.
 
     ``rows``: row (UInt64), categories (UInt16), one per record kept. ``canonical``: row, kind
-    (String), canonical (String), categories, one per valid identifier. ``rejects``: row,
+    (``KIND_DTYPE``, an Enum), canonical (String), categories, one per valid identifier. ``rejects``: row,
     column, reason, one per refused value. The native scanner (matching.fastscan) produces
     these directly; ``normalise_leak_batch`` produces them from an all-string frame.
     """
@@ -216,11 +216,11 @@ class NormalisedBatch:
     rejects: pl.DataFrame
 
 
-CANONICAL_SCHEMA = {
-    "row": pl.UInt64,
-    "kind": pl.String,
-    "canonical": pl.String,
-    "categories": pl.UInt16,
+CANONICAL_SCHEMA: dict[str, pl.DataType] = {
+    "row": pl.UInt64(),
+    "kind": KIND_DTYPE,
+    "canonical": pl.String(),
+    "categories": pl.UInt16(),
 }
 REJECT_SCHEMA = {"row": pl.UInt64, "column": pl.String, "reason": pl.String}
 
@@ -243,7 +243,9 @@ def normalise_leak_batch(
         for column in by_category.get(category, []):
             result = normalise(kind, batch[column], default_region)
             canon_parts.append(
-                rows.with_columns(canonical=result["canonical"], kind=pl.lit(kind.value))
+                rows.with_columns(
+                    canonical=result["canonical"], kind=pl.lit(kind.value, dtype=KIND_DTYPE)
+                )
                 .filter(pl.col("canonical").is_not_null())
                 .select("row", "kind", "canonical", "categories")
             )
@@ -280,7 +282,7 @@ def hash_batch(normalised: NormalisedBatch, pepper: Pepper) -> pl.DataFrame:
             parts.append(
                 pl.concat(
                     [
-                        part.select("row", pl.lit(kind.value, dtype=KIND_DTYPE).alias("kind")),
+                        part.select("row", "kind"),
                         hash_keys(pepper, kind, part["canonical"]),
                         part.select("categories"),
                     ],
