@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -333,11 +334,16 @@ def ingest_normalised(
     batches: Iterable[NormalisedBatch],
     pepper: Pepper,
 ) -> TableCounts:
-    """Hash and store every normalised batch, each in its own transaction."""
+    """Hash and store every normalised batch, each in its own transaction.
+
+    One writer thread stores batch N while this thread reads, normalises and hashes batch N+1
+    (DuckDB and polars release the GIL); one batch in flight keeps memory bounded. A failure
+    on either side stops the loop once the batch in flight is committed or refused.
+    """
     rows = keys = values_rejected = 0
     store.run(_KEY_ID, {"no": artifact_no, "key_id": pepper.key_id})
-    for normalised in batches:
-        key_frame = hash_batch(normalised, pepper)
+
+    def write(normalised: NormalisedBatch, key_frame: pl.DataFrame) -> None:
         with (
             store.transaction(),
             store.registered("batch_rows", normalised.rows),
@@ -346,9 +352,19 @@ def ingest_normalised(
         ):
             store.run(_INSERT_BATCH, {"no": artifact_no, "table_no": table_no})
         crash.point("ingest-mid-batch-commit")  # between two batch transactions
-        rows += normalised.rows.height
-        keys += key_frame.height
-        values_rejected += normalised.rejects.height
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="leakwatch-store") as writer:
+        in_flight: Future[None] | None = None
+        for normalised in batches:
+            key_frame = hash_batch(normalised, pepper)
+            if in_flight is not None:
+                in_flight.result()
+            in_flight = writer.submit(write, normalised, key_frame)
+            rows += normalised.rows.height
+            keys += key_frame.height
+            values_rejected += normalised.rejects.height
+        if in_flight is not None:
+            in_flight.result()
     return TableCounts(rows=rows, keys=keys, values_rejected=values_rejected)
 
 
