@@ -19,6 +19,7 @@ import re
 import threading
 from array import array
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -43,7 +44,7 @@ from matching.leaks import (
 )
 from schemas.vocab import CATEGORY_BITS, Category, KeyKind
 
-__all__ = ["BLOCK_BYTES", "available", "can_scan", "scan_normalised"]
+__all__ = ["BLOCK_BYTES", "available", "can_scan", "scan_normalised", "warm_up"]
 
 BLOCK_BYTES = 4 * 1024 * 1024
 """Bytes read per block; a block is cut at its last newline and the rest carried over."""
@@ -226,6 +227,31 @@ def _phone_automaton() -> tuple[bytes, bytes, bytes]:
     )
 
 
+def warm_up() -> threading.Thread | None:
+    """Build the scanner's tables (the phone automaton takes ~0.1 s) in a daemon thread.
+
+    For callers that have other work first: acquiring a file is mostly SHA-256 in C with the
+    GIL released, so the tables are ready by the time the first scan needs them. None when
+    the extension is not built.
+    """
+    if not available():
+        return None
+
+    def build() -> None:
+        _phone_automaton()
+        _iban_table()
+        _phone_prefixes()
+
+    global _warming
+    thread = threading.Thread(target=build, name="leakwatch-scan-tables", daemon=True)
+    thread.start()
+    _warming = thread
+    return thread
+
+
+_warming: threading.Thread | None = None
+
+
 @dataclass(frozen=True)
 class _Plan:
     """What one table's scan needs: the C config and how to name its outputs."""
@@ -243,6 +269,8 @@ def _plan(
     roles: Mapping[str, Category | None],
     default_region: str,
 ) -> _Plan:
+    if _warming is not None:
+        _warming.join()  # it builds the tables needed here: never twice at once
     scan = _module()
     mode = _mode(encoding)
     if scan is None or mode is None:
@@ -606,22 +634,38 @@ def scan_normalised(
     parts = _parts(path, plan, dialect.header_lines, batch_rows, block_bytes)
     pieces: list[NormalisedBatch] = []
     pending: list[pl.DataFrame] = []
-    for item in _prefetched(parts) if overlap else parts:
-        if isinstance(item, _Stop):
-            if pieces:
-                yield _emit(table, convert, pieces, pending)
-                pieces, pending = [], []
-            yield from _slow_rest(path, plan, parser, item, roles, default_region, table)
-            return
-        decided, undecided = convert.native(item)
-        pieces.extend(decided)
-        if undecided is not None:
-            pending.append(undecided)
-        if item.batch_end:
-            yield _emit(table, convert, pieces, pending)
+    # A batch's pending values are decided (exact normalisers, partly pure Python) in a worker
+    # while this thread converts the next batch's native output: one batch in flight.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="leakwatch-pending") as decide:
+        in_flight: Future[NormalisedBatch] | None = None
+
+        def hand_over() -> Iterator[NormalisedBatch]:
+            nonlocal in_flight, pieces, pending
+            submitted = decide.submit(_emit, table, convert, pieces, pending)
             pieces, pending = [], []
-    if pieces:
-        yield _emit(table, convert, pieces, pending)
+            if in_flight is not None:
+                yield in_flight.result()
+            in_flight = submitted
+
+        for item in _prefetched(parts) if overlap else parts:
+            if isinstance(item, _Stop):
+                if pieces:
+                    yield from hand_over()
+                if in_flight is not None:
+                    yield in_flight.result()
+                    in_flight = None
+                yield from _slow_rest(path, plan, parser, item, roles, default_region, table)
+                return
+            decided, undecided = convert.native(item)
+            pieces.extend(decided)
+            if undecided is not None:
+                pending.append(undecided)
+            if item.batch_end:
+                yield from hand_over()
+        if pieces:
+            yield from hand_over()
+        if in_flight is not None:
+            yield in_flight.result()
 
 
 def _emit(
