@@ -185,6 +185,8 @@ def ingest_source(
 ) -> IngestReport:
     """Acquire every artifact of a source and store it; a refused artifact does not stop the rest."""
     report = IngestReport(source=source)
+    if rt.settings.native_scan:
+        fastscan.warm_up()  # while the first file is hashed
     with open_store(rt.settings) as store:
         take_snapshot(store, "ingest", keep=rt.settings.snapshot_keep)
         leaks.ensure_breach(store, breach_id, regime=rt.settings.regime)
