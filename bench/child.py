@@ -18,8 +18,19 @@ __all__ = ["main"]
 
 
 def _peak_rss_mb() -> float:
-    # Linux reports ru_maxrss in KiB.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident set (MB).
+
+    VmHWM belongs to this process's own memory map. ru_maxrss does not: Linux carries the
+    peak of the parent's map over fork and exec, so a bench that had just generated its
+    inputs (10 GB at 10 M rows) reported that as the child's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _cpu_s() -> float:
