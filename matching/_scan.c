@@ -670,8 +670,10 @@ static void line_pass(const config *cfg, const uint8_t *buf, Py_ssize_t s, Py_ss
     lf->n_special = n;
 }
 
-/* Split [s, e) with strict quoting, walking only the delimiter and quote positions. Same
- * contract as split_fields below. */
+/* Split [s, e) at the delimiter with strict quoting (a field is bare without any quote, or
+ * quoted from its first to its last byte with only "" inside), walking only the delimiter
+ * and quote positions in `special`. Returns the field count, or -1 when the quoting is
+ * anything else. Spans are stored for the first ncols fields. */
 static Py_ssize_t split_special(const config *cfg, const uint8_t *buf, Py_ssize_t s, Py_ssize_t e,
                                 const uint32_t *special, size_t n, span *spans)
 {
@@ -723,55 +725,6 @@ static Py_ssize_t split_special(const config *cfg, const uint8_t *buf, Py_ssize_
     }
 }
 
-/* Split [s, e) at the delimiter with strict quoting (a field is bare without any quote, or
- * quoted from its first to its last byte with only "" inside).  Returns the field count, or
- * -1 when the quoting is anything else.  Spans are stored for the first ncols fields. */
-static Py_ssize_t split_fields(const config *cfg, const uint8_t *buf, Py_ssize_t s, Py_ssize_t e,
-                               span *spans)
-{
-    Py_ssize_t count = 0, i = s;
-    const uint8_t d = cfg->delim;
-    for (;;) {
-        span f = {i, i, 0};
-        if (i < e && buf[i] == '"') {
-            Py_ssize_t j = i + 1;
-            for (;;) {
-                if (j >= e)
-                    return -1; /* unterminated */
-                if (buf[j] == '"') {
-                    if (j + 1 < e && buf[j + 1] == '"') {
-                        f.escaped = 1;
-                        j += 2;
-                        continue;
-                    }
-                    break;
-                }
-                j++;
-            }
-            f.start = i + 1;
-            f.end = j;
-            i = j + 1;
-            if (i < e && buf[i] != d)
-                return -1; /* bytes after the closing quote */
-        } else {
-            Py_ssize_t j = i;
-            while (j < e && buf[j] != d) {
-                if (buf[j] == '"')
-                    return -1;
-                j++;
-            }
-            f.start = i;
-            f.end = j;
-            i = j;
-        }
-        if (count < cfg->ncols)
-            spans[count] = f;
-        count++;
-        if (i >= e)
-            return count;
-        i++; /* past the delimiter; a delimiter at the very end opens an empty last field */
-    }
-}
 
 /* Write a pending value as UTF-8 (single-byte encodings are decoded as transcoding would). */
 static int put_pending(const config *cfg, outputs *out, uint16_t slot, const uint8_t *s, size_t n)
@@ -951,11 +904,13 @@ static void scan_lines(const config *cfg, const uint8_t *buf, Py_ssize_t len, in
         if (!leftover && quotes &&
             (cr || (e - s >= 3 && buf[s] == 0xef && buf[s + 1] == 0xbb && buf[s + 2] == 0xbf)))
             leftover = 1;
+        /* more delimiters and quotes than the index holds: a table thousands of columns
+         * wide, rare enough for the Python path */
+        if (lf.n_special > special_cap)
+            leftover = 1;
         Py_ssize_t found = 0;
         if (!leftover)
-            found = lf.n_special <= special_cap
-                        ? split_special(cfg, buf, s, e, special, lf.n_special, spans)
-                        : split_fields(cfg, buf, s, e, spans);
+            found = split_special(cfg, buf, s, e, special, lf.n_special, spans);
         if (found < 0)
             leftover = 1;
         if (leftover) {

@@ -314,6 +314,25 @@ def test_invalid_utf8_and_long_lines(tmp_path: Path) -> None:
     assert any("1 MiB" in r[2] for r in result[3])
 
 
+def test_lines_with_more_separators_than_the_index_take_the_python_path(tmp_path: Path) -> None:
+    # the scanner indexes at most 4096 quote and delimiter positions per line; past that the
+    # line is handed back whole, and both paths must still agree on it and its neighbours
+    wide = b'1;"a@b.fr";"0612345678";;"' + b";" * 5000 + b'";'
+    body = [wide, b"2;c@d.fr;0712345678;;n;", b'3;"' + b'""' * 2100 + b'";;;n;']
+    path = tmp_path / "wide.csv"
+    path.write_bytes(b"id;email;phone;iban;name;note\n" + b"\n".join(body) + b"\n")
+    result = both(path, "utf-8", KEY_ROLES)
+    assert len(result[0]) == 3  # every record kept, none refused
+    sample = _sample(path, "utf-8")
+    plan = fastscan._plan(detect_dialect(sample).columns, "utf-8", ";", KEY_ROLES, "FR")
+    leftovers = sum(
+        len(part.out[17]) // 8
+        for part in fastscan._parts(path, plan, 1, 1000, 1 << 20)
+        if isinstance(part, fastscan._Part)
+    )
+    assert leftovers == 2
+
+
 def test_non_ascii_identifiers_go_to_python(tmp_path: Path) -> None:
     rows = [
         ["1", "Élodie@exemple.fr", "０６１２３４５６７８", "FR76\u00a03000", "n", ""],
