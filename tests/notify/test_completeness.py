@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
+from breach_facts import EXAMPLE_BREACH
 
 from core.errors import TerminalError
 from notify.completeness import (
@@ -17,23 +17,12 @@ from notify.completeness import (
     missing_elements,
 )
 from notify.render import NoticeRenderer, RenderedNotice
-from schemas.models import BreachFacts, NoticeContext
+from schemas.models import NoticeContext
 from schemas.vocab import Category as C
 from schemas.vocab import KeyKind as K
 from schemas.vocab import Risk
 
-BREACH = BreachFacts(
-    breach_id="B-2026-01",
-    operator_name="Opérateur Exemple",
-    detected_at=datetime(2026, 1, 14, 9, 30, tzinfo=UTC),
-    summary_fr="Une personne non autorisée a copié une partie de notre base de clients.",
-    summary_en="An unauthorised person copied part of our customer database.",
-    measures_fr="Nous avons bloqué l'accès utilisé et informé la CNIL.",
-    measures_en="We blocked the access that was used and informed the CNIL.",
-    dpo_contact="dpo@operateur.example",
-    support_contact="01 23 45 67 89 ou https://assistance.operateur.example",
-    sender_email="securite@operateur.example",
-)
+BREACH = EXAMPLE_BREACH
 
 
 def make_ctx(language: str = "fr") -> NoticeContext:

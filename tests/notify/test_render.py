@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
+from breach_facts import EXAMPLE_BREACH
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from notify.completeness import missing_elements
 from notify.render import NoticeRenderer, RenderedNotice
-from schemas.models import BreachFacts, NoticeContext
+from schemas.models import NoticeContext
 from schemas.vocab import Category as C
 from schemas.vocab import KeyKind as K
 from schemas.vocab import Risk
 
-BREACH = BreachFacts(
-    breach_id="B-2026-01",
-    operator_name="Opérateur Exemple",
-    detected_at=datetime(2026, 1, 14, 9, 30, tzinfo=UTC),
-    summary_fr="Une personne non autorisée a copié une partie de notre base de clients.",
-    summary_en="An unauthorised person copied part of our customer database.",
-    measures_fr="Nous avons bloqué l'accès utilisé et informé la CNIL.",
-    measures_en="We blocked the access that was used and informed the CNIL.",
-    dpo_contact="dpo@operateur.example",
-    support_contact="3900 (appel gratuit)",
-    sender_email="securite@operateur.example",
-)
+# a support line without a link: the notice must not depend on one
+BREACH = replace(EXAMPLE_BREACH, support_contact="3900 (appel gratuit)")
 FULL_IBAN = "FR7630006000011234567890189"
 FULL_PHONE = "+33612345678"
 
