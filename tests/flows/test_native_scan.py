@@ -82,8 +82,8 @@ def test_native_and_python_paths_store_the_same(
         with duckdb.connect(str(store), read_only=True) as con:
             got[native] = {name: con.execute(sql).fetchall() for name, sql in TABLES.items()}
             parsers[native] = con.execute("SELECT DISTINCT parser FROM leak_tables").fetchall()
-    assert parsers == {True: [("delimited:native",)], False: [(parsers[False][0][0],)]}
-    assert parsers[False][0][0] != "delimited:native"
+    assert parsers[True] == [("delimited:native",)]
+    assert parsers[False] in ([("delimited:fast",)], [("delimited:transcoded",)])
     assert got[True]["exposures"], "the leak must expose someone"
     assert got[True]["rejects"], "the messy lines must be refused"
     for name in TABLES:
