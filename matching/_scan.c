@@ -938,9 +938,9 @@ static void scan_lines(const config *cfg, const uint8_t *buf, Py_ssize_t len, in
 
 /* ---- Python interface ---- */
 
-static void config_free(PyObject *capsule)
+/* Free a config and every table it owns (NULL tables and a NULL config are fine). */
+static void config_destroy(config *cfg)
 {
-    config *cfg = PyCapsule_GetPointer(capsule, CAPSULE_NAME);
     if (!cfg)
         return;
     free(cfg->kind);
@@ -950,6 +950,11 @@ static void config_free(PyObject *capsule)
     free(cfg->dfa);
     free(cfg->dfa_accept);
     free(cfg);
+}
+
+static void config_free(PyObject *capsule)
+{
+    config_destroy(PyCapsule_GetPointer(capsule, CAPSULE_NAME));
 }
 
 PyDoc_STRVAR(make_config_doc,
@@ -1075,15 +1080,7 @@ static PyObject *make_config(PyObject *self, PyObject *args)
 nomem:
     PyErr_NoMemory();
 done:
-    if (cfg) {
-        free(cfg->kind);
-        free(cfg->slot);
-        free(cfg->bits);
-        free(cfg->cp_ws);
-        free(cfg->dfa);
-        free(cfg->dfa_accept);
-        free(cfg);
-    }
+    config_destroy(cfg);
     PyBuffer_Release(&kinds);
     PyBuffer_Release(&slots);
     PyBuffer_Release(&bits);
