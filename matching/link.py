@@ -17,6 +17,11 @@ __all__ = ["LinkReport", "link", "write_partials"]
 
 _KIND_BITS = {KeyKind.EMAIL: 1, KeyKind.IBAN: 2, KeyKind.PHONE: 4}
 
+# The joins below compare (k1, k2) only, not the kind: the kind is inside the hashed message
+# ("iban:FR76..."), so keys of two kinds are equal only if 128 bits of HMAC collide, the
+# same odds every key comparison already accepts. A third join column cost about 40 % more
+# join time (measured at 10 M x 10 M).
+
 _PARTIALS = Statement(
     "create link partials",
     """
@@ -37,7 +42,7 @@ _LINK_SHARD = Statement(
            bit_or(lk.categories),
            list(DISTINCT (lk.artifact_no::UBIGINT << 48) | (lk.table_no::UBIGINT << 40) | lk.row)
     FROM leak_keys lk
-    JOIN customer_keys ck ON ck.k1 = lk.k1 AND ck.kind = lk.kind AND ck.k2 = lk.k2
+    JOIN customer_keys ck ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
     WHERE lk.artifact_no IN (SELECT artifact_no FROM breach_artifacts)
       AND ($shards = 1 OR lk.k1 % $shards = $shard)
     GROUP BY ck.customer_id
@@ -68,7 +73,7 @@ _LINK_SINGLE = Statement(
                bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END) AS kinds,
                bit_or(lk.categories) AS categories
         FROM leak_keys lk
-        JOIN customer_keys ck ON ck.k1 = lk.k1 AND ck.kind = lk.kind AND ck.k2 = lk.k2
+        JOIN customer_keys ck ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
         WHERE lk.artifact_no IN (SELECT artifact_no FROM breach_artifacts)
         GROUP BY ck.customer_id, leaked_row
     )

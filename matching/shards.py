@@ -55,7 +55,7 @@ _LINK_SHARD_FILES = Statement(
                list(DISTINCT lk.rowid) AS rowids
         FROM read_parquet($leaks) lk
         JOIN read_parquet($customers) ck
-            ON ck.k1 = lk.k1 AND ck.kind = lk.kind AND ck.k2 = lk.k2
+            ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
         GROUP BY ck.customer_id
     ) TO $path (FORMAT parquet)
     """,
