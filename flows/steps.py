@@ -141,6 +141,7 @@ def _ingest_table(
                 default_region=rt.settings.default_region,
                 batch_rows=rt.settings.batch_rows,
                 table=table,
+                pepper=rt.pepper,
             ),
             rt.pepper,
         )

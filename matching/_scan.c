@@ -112,7 +112,8 @@ static int put_u8(obuf *b, uint8_t v) { return put(b, &v, sizeof v); }
 
 enum {
     O_ROWS, O_CATS,
-    O_CANON_IDX, O_CANON_SLOT, O_CANON_OFF, O_CANON_DATA,
+    /* decided values, grouped by kind (email, iban, phone): index, offsets, bytes each */
+    O_CANON, O_CANON_END = O_CANON + 3 * 3 - 1,
     O_REJ_IDX, O_REJ_SLOT, O_REJ_REASON,
     O_PEND_IDX, O_PEND_SLOT, O_PEND_OFF, O_PEND_DATA,
     O_LEFT_ROW, O_LEFT_START, O_LEFT_END,
@@ -122,7 +123,7 @@ enum {
 
 typedef struct {
     obuf o[O_COUNT];
-    uint32_t kept; /* records decided natively in this call (index into O_ROWS) */
+    uint32_t kept; /* kept_base + records decided natively so far in this call */
     char *scratch; /* one unescaped field, at most line_cap bytes */
     size_t scratch_cap;
 } outputs;
@@ -745,13 +746,14 @@ static int put_pending(const config *cfg, outputs *out, uint16_t slot, const uin
     return put_i64(&out->o[O_PEND_OFF], (int64_t)data->len);
 }
 
-static int put_canon(outputs *out, uint16_t slot, const uint8_t *s, size_t n)
+/* A decided value of a kind: grouped by kind, so that Python hashes each group with the
+ * kind's own prefix straight from these buffers. */
+static int put_canon(outputs *out, int kind, const uint8_t *s, size_t n)
 {
-    obuf *data = &out->o[O_CANON_DATA];
-    if (put_u32(&out->o[O_CANON_IDX], out->kept) || put_u16(&out->o[O_CANON_SLOT], slot) ||
-        put(data, s, n))
+    obuf *group = &out->o[O_CANON + 3 * (kind - 1)];
+    if (put_u32(&group[0], out->kept) || put(&group[2], s, n))
         return -1;
-    return put_i64(&out->o[O_CANON_OFF], (int64_t)data->len);
+    return put_i64(&group[1], (int64_t)group[2].len);
 }
 
 static int put_reject(outputs *out, uint16_t slot, int reason)
@@ -779,7 +781,7 @@ static int key_value(const config *cfg, outputs *out, int kind, uint16_t slot, c
         case 0:
             return 0;
         case 1:
-            return put_canon(out, slot, canon, clen);
+            return put_canon(out, kind, canon, clen);
         default:
             return put_reject(out, slot, REASON_EMAIL_INVALID);
         }
@@ -789,7 +791,7 @@ static int key_value(const config *cfg, outputs *out, int kind, uint16_t slot, c
         if (cfg->phones)
             switch (phone_decide(cfg, s, n, canon, &clen)) {
             case PHONE_CANON:
-                return put_canon(out, slot, canon, clen);
+                return put_canon(out, kind, canon, clen);
             case PHONE_INVALID:
                 return put_reject(out, slot, REASON_PHONE_INVALID);
             default:
@@ -802,7 +804,7 @@ static int key_value(const config *cfg, outputs *out, int kind, uint16_t slot, c
         case IBAN_BLANK:
             return 0;
         case IBAN_CANON:
-            return put_canon(out, slot, canon, clen);
+            return put_canon(out, kind, canon, clen);
         case IBAN_REJECT:
             return put_reject(out, slot, reason);
         default:
@@ -1098,11 +1100,14 @@ done:
 }
 
 PyDoc_STRVAR(scan_doc,
-"scan(config, buf, pos, eof, first_row, max_records) -> tuple\n\n"
+"scan(config, buf, pos, eof, first_row, max_records, kept_base) -> tuple\n\n"
 "Scan the lines of buf from byte pos (buf holds whole lines; the last one may lack its\n"
 "newline only when eof) until max_records records or a line with an odd number of quotes.\n"
-"Returns (pos, next_row, lines, stop, rows, cats, canon_idx, canon_slot, canon_off,\n"
-"canon_data, rej_idx, rej_slot, rej_reason, pend_idx, pend_slot, pend_off, pend_data,\n"
+"Indexes of kept records (the *_idx arrays) count from kept_base, so that the arrays of\n"
+"several calls concatenate into one batch.\n"
+"Returns (pos, next_row, lines, stop, rows, cats, then for e-mails, IBANs and phones in\n"
+"turn: decided_idx, decided_off, decided_data; then rej_idx, rej_slot, rej_reason,\n"
+"pend_idx, pend_slot, pend_off, pend_data,\n"
 "left_row, left_start, left_end, bad_row, bad_found): native-endian arrays as bytes.\n"
 "The GIL is released while scanning.");
 
@@ -1110,11 +1115,11 @@ static PyObject *scan(PyObject *self, PyObject *args)
 {
     PyObject *capsule;
     Py_buffer buf = {0};
-    Py_ssize_t pos, max_records;
+    Py_ssize_t pos, max_records, kept_base;
     unsigned long long first_row;
     int eof;
-    if (!PyArg_ParseTuple(args, "Oy*npKn:scan", &capsule, &buf, &pos, &eof, &first_row,
-                          &max_records))
+    if (!PyArg_ParseTuple(args, "Oy*npKnn:scan", &capsule, &buf, &pos, &eof, &first_row,
+                          &max_records, &kept_base))
         return NULL;
     PyObject *result = NULL;
     span *spans = NULL;
@@ -1125,16 +1130,21 @@ static PyObject *scan(PyObject *self, PyObject *args)
     if (!cfg)
         goto done;
     if (pos < 0 || pos > buf.len || max_records < 0 || max_records > INT32_MAX ||
-        first_row == 0) {
-        PyErr_SetString(PyExc_ValueError, "pos, max_records or first_row out of range");
+        first_row == 0 || kept_base < 0 || kept_base > (Py_ssize_t)UINT32_MAX - max_records) {
+        PyErr_SetString(PyExc_ValueError,
+                        "pos, max_records, first_row or kept_base out of range");
         goto done;
     }
+    out.kept = (uint32_t)kept_base;
     spans = malloc((size_t)cfg->ncols * sizeof *spans);
     special = malloc(SPECIAL_CAP * sizeof *special);
     out.scratch_cap = (size_t)cfg->line_cap;
     out.scratch = malloc(out.scratch_cap);
     /* offsets arrays start at 0 (Arrow layout) */
-    if (!spans || !special || !out.scratch || put_i64(&out.o[O_CANON_OFF], 0) || put_i64(&out.o[O_PEND_OFF], 0)) {
+    int offsets_ok = put_i64(&out.o[O_PEND_OFF], 0) == 0;
+    for (int k = 0; k < 3; k++)
+        offsets_ok = offsets_ok && put_i64(&out.o[O_CANON + 3 * k + 1], 0) == 0;
+    if (!spans || !special || !out.scratch || !offsets_ok) {
         PyErr_NoMemory();
         goto done;
     }

@@ -18,7 +18,7 @@ import queue
 import re
 import threading
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -34,10 +34,11 @@ from connectors.base import ROW, Table
 from connectors.delimited import FIELD_CAP, Dialect, _Parser, scan_physical_lines
 from matching import emails, ibans, phones
 from matching.identity import normalise
-from matching.keyed_hash import KIND_DTYPE
+from matching.keyed_hash import KIND_DTYPE, Pepper, hash_words
 from matching.leaks import (
     _KEY_CATEGORIES,
     CANONICAL_SCHEMA,
+    KEY_FRAME_SCHEMA,
     REJECT_SCHEMA,
     NormalisedBatch,
     normalise_leak_batch,
@@ -318,12 +319,55 @@ def _plan(
 # -- reading and scanning (the worker's side) -------------------------------------------------------
 
 
+class _Decided(NamedTuple):
+    """The values of one kind the scanner decided in one call (native-endian arrays as bytes)."""
+
+    idx: bytes  # uint32: index of the value's record among the call's kept records
+    offsets: bytes  # int64, n + 1 (Arrow layout): the canonical values in ``data``
+    data: bytes
+    words: bytes | None  # when hashed: n k1 words, then n k2 words (uint64)
+
+
+class _ScanOut(NamedTuple):
+    """What one ``_scan.scan`` call returns, by name (see its docstring)."""
+
+    pos: int
+    next_row: int
+    lines: int
+    stop: bool
+    rows: bytes
+    cats: bytes
+    decided: dict[KeyKind, _Decided]
+    rej_idx: bytes
+    rej_slot: bytes
+    rej_reason: bytes
+    pend_idx: bytes
+    pend_slot: bytes
+    pend_off: bytes
+    pend_data: bytes
+    left_row: bytes
+    left_start: bytes
+    left_end: bytes
+    bad_row: bytes
+    bad_found: bytes
+
+    @classmethod
+    def of(cls, raw: tuple[Any, ...], pepper: Pepper | None) -> _ScanOut:
+        """Name the scanner's tuple; with a pepper, hash each kind's decided values at once."""
+        decided = {}
+        for kind, code in _KIND_CODES.items():
+            idx, offsets, data = raw[3 + 3 * code : 6 + 3 * code]
+            words = hash_words(pepper, kind, data, offsets) if pepper and idx else None
+            decided[kind] = _Decided(idx, offsets, b"" if words else data, words)
+        return cls._make((*raw[:6], decided, *raw[15:]))
+
+
 class _Part(NamedTuple):
     """One scan call's result with the block it read (leftover spans point into it)."""
 
     block: bytes
     block_offset: int  # file offset of block[0]
-    out: tuple[Any, ...]
+    out: _ScanOut
     batch_end: bool  # the current batch is full (or the file is done) after this part
     data_start: int  # file offset of the first line after the header
 
@@ -341,7 +385,12 @@ _END = object()
 
 
 def _parts(
-    path: Path, plan: _Plan, header_lines: int, batch_rows: int, block_bytes: int
+    path: Path,
+    plan: _Plan,
+    header_lines: int,
+    batch_rows: int,
+    block_bytes: int,
+    pepper: Pepper | None = None,
 ) -> Iterator[_Part | _Stop]:
     scan = _module()
     assert scan is not None
@@ -353,7 +402,7 @@ def _parts(
         lines = header_lines
         offset = data_start = f.tell()
         next_row = 1
-        in_batch = 0
+        in_batch = kept = 0  # records in the batch so far, and those the scanner kept
         carry = b""
         eof = False
         while not eof:
@@ -370,16 +419,20 @@ def _parts(
                 carry = b""
             pos = 0
             while pos < len(block):
-                out = scan.scan(plan.config, block, pos, eof, next_row, batch_rows - in_batch)
-                if out[0] == pos and not out[3]:
+                out = _ScanOut.of(
+                    scan.scan(plan.config, block, pos, eof, next_row, batch_rows - in_batch, kept),
+                    pepper,
+                )
+                if out.pos == pos and not out.stop:
                     raise RuntimeError("the native scanner made no progress")
-                pos, new_next, new_lines, stop = out[0], out[1], out[2], out[3]
+                pos, new_next, new_lines, stop = out.pos, out.next_row, out.lines, out.stop
                 in_batch += new_next - next_row
                 next_row, lines = new_next, lines + new_lines
+                kept += len(out.rows) // 8
                 full = in_batch >= batch_rows
-                if full:
-                    in_batch = 0
                 end = full or stop or (eof and pos >= len(block))
+                if end:
+                    in_batch = kept = 0
                 yield _Part(block, offset, out, end, data_start)
                 if stop:
                     yield _Stop(offset + pos, lines, next_row)
@@ -437,12 +490,29 @@ def _numbers(raw: bytes, arrow_type: pa.DataType, width: int) -> pl.Series:
     return series
 
 
-def _strings(offsets: bytes, data: bytes) -> pl.Series:
-    n = len(offsets) // 8 - 1
-    array_ = pa.Array.from_buffers(
-        pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-    )
-    series = pl.from_arrow(array_)
+def _joined(parts: Iterable[bytes | memoryview]) -> bytes:
+    return b"".join(parts)
+
+
+def _words(words: list[bytes]) -> tuple[pl.Series, pl.Series]:
+    """k1 and k2 of several ``hash_words`` outputs (each: n k1 words, then n k2 words)."""
+    views = [memoryview(w) for w in words]
+    k1 = _joined(v[: len(v) // 2] for v in views)
+    k2 = _joined(v[len(v) // 2 :] for v in views)
+    return _numbers(k1, pa.uint64(), 8), _numbers(k2, pa.uint64(), 8)
+
+
+def _strings(parts: list[tuple[bytes, bytes]]) -> pl.Series:
+    """One string series of several (offsets, data) pairs in Arrow's large_string layout."""
+    arrays = [
+        pa.Array.from_buffers(
+            pa.large_string(),
+            len(offsets) // 8 - 1,
+            [None, pa.py_buffer(offsets), pa.py_buffer(data)],
+        )
+        for offsets, data in parts
+    ]
+    series = pl.from_arrow(pa.chunked_array(arrays, type=pa.large_string()))
     assert isinstance(series, pl.Series)
     return series
 
@@ -456,86 +526,86 @@ class _Converter:
         parser: _Parser,
         roles: Mapping[str, Category | None],
         default_region: str,
+        pepper: Pepper | None,
     ) -> None:
         self.plan = plan
         self.parser = parser
         self.roles = roles
         self.default_region = default_region
-        self.slot_kinds = [kind.value for _, kind in plan.keys]
+        self.pepper = pepper  # the pepper the scanner's worker hashed decided values under
         self.slot_columns = [column for column, _ in plan.keys]
 
-    def _by_slot(
-        self, slots: pl.Series, names: list[str], dtype: pl.DataType | None = None
-    ) -> pl.Series:
-        return slots.replace_strict(
-            list(range(len(names))), names, return_dtype=dtype or pl.String()
-        )
+    def _by_slot(self, slots: pl.Series, names: list[str]) -> pl.Series:
+        return slots.replace_strict(list(range(len(names))), names, return_dtype=pl.String())
 
-    def native(self, part: _Part) -> tuple[list[NormalisedBatch], pl.DataFrame | None]:
-        """The part's decided records, and its pending values (row, categories, slot, value)."""
-        (
-            _pos,
-            _next,
-            _lines,
-            _stop,
-            rows_raw,
-            cats_raw,
-            canon_idx,
-            canon_slot,
-            canon_off,
-            canon_data,
-            rej_idx,
-            rej_slot,
-            rej_reason,
-            pend_idx,
-            pend_slot,
-            pend_off,
-            pend_data,
-            left_row,
-            left_start,
-            left_end,
-            bad_row,
-            bad_found,
-        ) = part.out
-        n = self.parser.n
-        if bad_row:
-            found = array("Q", bad_found)
-            for row, count in zip(array("Q", bad_row), found, strict=True):
-                self.parser.reject(row, f"expected {n} fields, found {count}")
+    def records(self, part: _Part) -> list[NormalisedBatch]:
+        """The part's malformed records (to ``table.rejects``) and its leftover lines, split
+        and normalised by the Python path; what the scanner decided is left to ``batch``."""
+        out = part.out
+        if out.bad_row:
+            found = array("Q", out.bad_found)
+            for row, count in zip(array("Q", out.bad_row), found, strict=True):
+                self.parser.reject(row, f"expected {self.parser.n} fields, found {count}")
+        if not out.left_row:
+            return []
+        return list(self._leftovers(part, out.left_row, out.left_start, out.left_end))
+
+    def batch(self, outs: list[_ScanOut]) -> tuple[NormalisedBatch, pl.DataFrame | None]:
+        """One batch's natively decided records from its scan calls, and its pending values
+        (row, categories, slot, value). The calls' arrays concatenate: their record indexes
+        count from the batch's first record (``kept_base``)."""
         rows = pl.DataFrame(
             {
-                "row": _numbers(rows_raw, pa.uint64(), 8),
-                "categories": _numbers(cats_raw, pa.uint16(), 2),
+                "row": _numbers(_joined(o.rows for o in outs), pa.uint64(), 8),
+                "categories": _numbers(_joined(o.cats for o in outs), pa.uint16(), 2),
             }
         )
-        canonical = pl.DataFrame(schema=CANONICAL_SCHEMA)
+        canonical: list[pl.DataFrame] = [pl.DataFrame(schema=CANONICAL_SCHEMA)]
+        keys: list[pl.DataFrame] = [pl.DataFrame(schema=KEY_FRAME_SCHEMA)]
+        for kind in _KIND_CODES:
+            decided = [o.decided[kind] for o in outs if o.decided[kind].idx]
+            if not decided:
+                continue
+            of_kind = rows[_numbers(_joined(d.idx for d in decided), pa.uint32(), 4)]
+            kind_column = pl.lit(kind.value, dtype=KIND_DTYPE)
+            if self.pepper is None:
+                values = _strings([(d.offsets, d.data) for d in decided])
+                canonical.append(
+                    of_kind.select(
+                        "row", kind=kind_column, canonical=values, categories="categories"
+                    )
+                )
+            else:
+                k1, k2 = _words([d.words for d in decided if d.words is not None])
+                keys.append(
+                    of_kind.select("row", kind=kind_column, k1=k1, k2=k2, categories="categories")
+                )
         rejects = pl.DataFrame(schema=REJECT_SCHEMA)
-        pending = None
-        if canon_idx:
-            canonical = rows[_numbers(canon_idx, pa.uint32(), 4)].select(
+        if any(o.rej_idx for o in outs):
+            slots = _numbers(_joined(o.rej_slot for o in outs), pa.uint16(), 2)
+            reasons = _numbers(_joined(o.rej_reason for o in outs), pa.uint8(), 1)
+            rejects = rows[_numbers(_joined(o.rej_idx for o in outs), pa.uint32(), 4)].select(
                 "row",
-                kind=self._by_slot(
-                    _numbers(canon_slot, pa.uint16(), 2), self.slot_kinds, KIND_DTYPE
-                ),
-                canonical=_strings(canon_off, canon_data),
-                categories="categories",
-            )
-        if rej_idx:
-            rejects = rows[_numbers(rej_idx, pa.uint32(), 4)].select(
-                "row",
-                column=self._by_slot(_numbers(rej_slot, pa.uint16(), 2), self.slot_columns),
-                reason=_numbers(rej_reason, pa.uint8(), 1).replace_strict(
+                column=self._by_slot(slots, self.slot_columns),
+                reason=reasons.replace_strict(
                     list(_REASONS), list(_REASONS.values()), return_dtype=pl.String
                 ),
             )
-        if pend_idx:
-            pending = rows[_numbers(pend_idx, pa.uint32(), 4)].with_columns(
-                slot=_numbers(pend_slot, pa.uint16(), 2), value=_strings(pend_off, pend_data)
+        pending = None
+        if any(o.pend_idx for o in outs):
+            at = _numbers(_joined(o.pend_idx for o in outs), pa.uint32(), 4)
+            pending = rows[at].with_columns(
+                slot=_numbers(_joined(o.pend_slot for o in outs), pa.uint16(), 2),
+                value=_strings([(o.pend_off, o.pend_data) for o in outs if o.pend_idx]),
             )
-        out = [NormalisedBatch(rows, canonical, rejects)]
-        if left_row:
-            out.extend(self._leftovers(part, left_row, left_start, left_end))
-        return out, pending
+        batch = NormalisedBatch(
+            rows,
+            pl.concat(canonical),
+            rejects,
+            pl.concat(keys),
+            None if self.pepper is None else self.pepper.key_id,
+        )
+        return batch, pending
 
     def pending(self, pending: pl.DataFrame) -> NormalisedBatch:
         """Decide pending values with the exact normalisers, once per key column."""
@@ -598,10 +668,14 @@ class _Converter:
 def _merge(pieces: list[NormalisedBatch]) -> NormalisedBatch:
     if len(pieces) == 1:
         return pieces[0]
+    key_ids = {p.keys_key_id for p in pieces if p.keys.height}
+    assert len(key_ids) <= 1, "one scan hashes under one pepper"
     return NormalisedBatch(
         pl.concat([p.rows for p in pieces]),
         pl.concat([p.canonical for p in pieces]),
         pl.concat([p.rejects for p in pieces]),
+        pl.concat([p.keys for p in pieces]),
+        next(iter(key_ids), None),
     )
 
 
@@ -614,6 +688,7 @@ def scan_normalised(
     default_region: str,
     batch_rows: int,
     table: Table,
+    pepper: Pepper | None = None,
     overlap: bool = True,
     block_bytes: int = BLOCK_BYTES,
 ) -> Iterator[NormalisedBatch]:
@@ -622,6 +697,8 @@ def scan_normalised(
     Same rows, masks, canonical values and value rejects as ``table.batches()`` of
     ``read_delimited`` followed by ``normalise_leak_batch``; record rejects go to
     ``table.rejects`` and kept records are counted in ``table.rows_read`` as that path does.
+    With a ``pepper``, the values the scanner decides are hashed as they are scanned and come
+    as ``keys`` instead of ``canonical`` (``hash_batch`` gives the same keys either way).
     ``overlap`` reads and scans the next block in a worker thread while this one is consumed.
     Check ``can_scan`` first.
     """
@@ -630,39 +707,38 @@ def scan_normalised(
     table.parser = "delimited:native"
     plan = _plan(table.columns, encoding, dialect.delimiter, roles, default_region)
     parser = _Parser(table, path, dialect, batch_rows)
-    convert = _Converter(plan, parser, roles, default_region)
-    parts = _parts(path, plan, dialect.header_lines, batch_rows, block_bytes)
+    convert = _Converter(plan, parser, roles, default_region, pepper)
+    parts = _parts(path, plan, dialect.header_lines, batch_rows, block_bytes, pepper)
+    outs: list[_ScanOut] = []
     pieces: list[NormalisedBatch] = []
-    pending: list[pl.DataFrame] = []
-    # A batch's pending values are decided (exact normalisers, partly pure Python) in a worker
-    # while this thread converts the next batch's native output: one batch in flight.
+    # A batch is built from its scan calls' arrays, and its pending values decided (exact
+    # normalisers, partly pure Python), in a worker while this thread takes the next batch's
+    # parts: one batch in flight.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="leakwatch-pending") as decide:
         in_flight: Future[NormalisedBatch] | None = None
 
         def hand_over() -> Iterator[NormalisedBatch]:
-            nonlocal in_flight, pieces, pending
-            submitted = decide.submit(_emit, table, convert, pieces, pending)
-            pieces, pending = [], []
+            nonlocal in_flight, outs, pieces
+            submitted = decide.submit(_emit, table, convert, outs, pieces)
+            outs, pieces = [], []
             if in_flight is not None:
                 yield in_flight.result()
             in_flight = submitted
 
         for item in _prefetched(parts) if overlap else parts:
             if isinstance(item, _Stop):
-                if pieces:
+                if outs or pieces:
                     yield from hand_over()
                 if in_flight is not None:
                     yield in_flight.result()
                     in_flight = None
                 yield from _slow_rest(path, plan, parser, item, roles, default_region, table)
                 return
-            decided, undecided = convert.native(item)
-            pieces.extend(decided)
-            if undecided is not None:
-                pending.append(undecided)
+            pieces.extend(convert.records(item))
+            outs.append(item.out)
             if item.batch_end:
                 yield from hand_over()
-        if pieces:
+        if outs or pieces:
             yield from hand_over()
         if in_flight is not None:
             yield in_flight.result()
@@ -671,11 +747,14 @@ def scan_normalised(
 def _emit(
     table: Table,
     convert: _Converter,
+    outs: list[_ScanOut],
     pieces: list[NormalisedBatch],
-    pending: list[pl.DataFrame],
 ) -> NormalisedBatch:
-    if pending:
-        pieces = [*pieces, convert.pending(pl.concat(pending))]
+    """A batch: what the scanner decided, its pending values decided, and its leftover lines."""
+    native, pending = convert.batch(outs)
+    pieces = [native, *pieces]
+    if pending is not None:
+        pieces.append(convert.pending(pending))
     batch = _merge(pieces)
     table.rows_read += batch.rows.height
     return batch

@@ -39,6 +39,7 @@ __all__ = [
     "KIND_DTYPE",
     "Pepper",
     "hash_keys",
+    "hash_words",
     "hmac_batch",
     "join_key",
     "key_bytes",
@@ -140,6 +141,30 @@ def hash_keys(pepper: Pepper, kind: KeyKind, canonical: pl.Series) -> pl.DataFra
     if _native is None:
         return _words_frame(_hmac_batch_python(pepper, prefix, _as_strings(canonical)))
     return _hmac_words_native(pepper, prefix, canonical, threads=None, portable=False)
+
+
+def hash_words(
+    pepper: Pepper, kind: KeyKind, data: bytes, offsets: bytes, *, threads: int = 1
+) -> bytes:
+    """Join keys of the UTF-8 strings ``data[offsets[i]:offsets[i + 1]]`` (Arrow layout, n + 1
+    native int64 offsets starting at 0): n k1 words, then n k2 words, native uint64.
+
+    For callers that hold identifiers in raw buffers (the native scanner); the same keys as
+    ``hash_keys``. Single-threaded by default: such callers already run beside other work.
+    """
+    n = len(offsets) // 8 - 1
+    if n <= 0:
+        return b""
+    prefix = f"{kind.value}:".encode()
+    if _native is not None:
+        words: bytes = _native.hmac_sha256_words(
+            pepper.secret, prefix, data, offsets, None, 0, n, threads, False
+        )
+        return words
+    bounds = memoryview(offsets).cast("q")
+    values = pl.Series([data[bounds[i] : bounds[i + 1]].decode() for i in range(n)])
+    frame = _words_frame(_hmac_batch_python(pepper, prefix, values))
+    return frame["k1"].to_numpy().tobytes() + frame["k2"].to_numpy().tobytes()
 
 
 def _words_frame(keys: pl.Series) -> pl.DataFrame:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -202,6 +202,15 @@ def category_mask(columns_by_category: Mapping[Category, Sequence[str]]) -> pl.E
     return pl.sum_horizontal(terms).cast(pl.UInt16)
 
 
+KEY_FRAME_SCHEMA: dict[str, pl.DataType] = {
+    "row": pl.UInt64(),
+    "kind": KIND_DTYPE,
+    "k1": pl.UInt64(),
+    "k2": pl.UInt64(),
+    "categories": pl.UInt16(),
+}
+
+
 @dataclass(frozen=True)
 class NormalisedBatch:
     """One batch before hashing: what a parser's rows hold, with clear values still in memory.
@@ -210,11 +219,17 @@ class NormalisedBatch:
     (``KIND_DTYPE``, an Enum), canonical (String), categories, one per valid identifier. ``rejects``: row,
     column, reason, one per refused value. The native scanner (matching.fastscan) produces
     these directly; ``normalise_leak_batch`` produces them from an all-string frame.
+
+    ``keys`` (``KEY_FRAME_SCHEMA``) holds identifiers already hashed where they were decided
+    (the native scanner hashes its own), under the pepper named by ``keys_key_id``;
+    ``hash_batch`` adds them to the keys of ``canonical``.
     """
 
     rows: pl.DataFrame
     canonical: pl.DataFrame
     rejects: pl.DataFrame
+    keys: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=KEY_FRAME_SCHEMA))
+    keys_key_id: str | None = None
 
 
 CANONICAL_SCHEMA: dict[str, pl.DataType] = {
@@ -261,15 +276,6 @@ def normalise_leak_batch(
     return NormalisedBatch(rows, canonical, rejects)
 
 
-KEY_FRAME_SCHEMA: dict[str, pl.DataType] = {
-    "row": pl.UInt64(),
-    "kind": KIND_DTYPE,
-    "k1": pl.UInt64(),
-    "k2": pl.UInt64(),
-    "categories": pl.UInt16(),
-}
-
-
 def hash_batch(normalised: NormalisedBatch, pepper: Pepper) -> pl.DataFrame:
     """The batch's keys: row, kind, k1, k2, categories; the clear canonical values are dropped.
 
@@ -277,6 +283,10 @@ def hash_batch(normalised: NormalisedBatch, pepper: Pepper) -> pl.DataFrame:
     """
     canonical = normalised.canonical
     parts = []
+    if normalised.keys.height:
+        if normalised.keys_key_id != pepper.key_id:
+            raise ValueError("a batch's keys were hashed under another pepper than this one")
+        parts.append(normalised.keys)
     for kind in _KEY_CATEGORIES.values():
         part = canonical.filter(pl.col("kind") == kind.value)
         if part.height:

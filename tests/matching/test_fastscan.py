@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from connectors.base import Table
 from connectors.delimited import DELIMITERS, FIELD_CAP, detect_dialect, read_delimited
 from matching import fastscan, ibans
-from matching.leaks import NormalisedBatch, normalise_leak_batch
+from matching.keyed_hash import Pepper
+from matching.leaks import NormalisedBatch, hash_batch, normalise_leak_batch
 from matching.phones import (
     OVERSEAS_CALLING_CODES,
     REASON_PHONE_INVALID,
@@ -41,7 +42,12 @@ KEY_ROLES: dict[str, Category | None] = {
     "note": None,
 }
 KEY_COLUMNS = list(KEY_ROLES)
-Result = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, list[tuple[int, str, str]], int]
+Result = tuple[
+    pl.DataFrame, pl.DataFrame, pl.DataFrame, list[tuple[int, str, str]], int, pl.DataFrame
+]
+# The join keys of every result are compared too: the scanner hashes what it decides itself
+# when given a pepper, and must give the keys the Python path's canonical values give.
+PEPPER = Pepper.generate("test-fastscan")
 
 
 def _table(
@@ -63,12 +69,14 @@ def _collect(batches: list[NormalisedBatch], table: Table) -> Result:
     canonical = pl.concat([b.canonical for b in batches]) if batches else pl.DataFrame()
     rejects = pl.concat([b.rejects for b in batches]) if batches else pl.DataFrame()
     record_rejects = sorted((r.row or 0, r.column or "", r.reason) for r in table.rejects)
+    keys = pl.concat([hash_batch(b, PEPPER) for b in batches]) if batches else pl.DataFrame()
     return (
         rows.sort(rows.columns) if rows.height else rows,
         canonical.sort(canonical.columns) if canonical.height else canonical,
         rejects.sort(rejects.columns) if rejects.height else rejects,
         record_rejects,
         table.rows_read,
+        keys.sort(keys.columns) if keys.height else keys,
     )
 
 
@@ -101,6 +109,7 @@ def new_path(
     region: str = "FR",
     overlap: bool = True,
     block_bytes: int = 300,
+    pepper: Pepper | None = None,
 ) -> Result:
     sample = _sample(path, encoding)
     table = _table(path, encoding, sample, has_header, batch_rows)
@@ -117,6 +126,7 @@ def new_path(
             table=table,
             overlap=overlap,
             block_bytes=block_bytes,
+            pepper=pepper,
         )
     )
     for b in batches:
@@ -124,9 +134,12 @@ def new_path(
     return _collect(batches, table)
 
 
-def assert_same(old: Result, new: Result) -> None:
-    names = ("rows", "canonical", "value rejects", "record rejects", "rows_read")
+def assert_same(old: Result, new: Result, *, hashed: bool = False) -> None:
+    """Equal results; ``hashed``: the new path hashed its own values, so only keys compare."""
+    names = ("rows", "canonical", "value rejects", "record rejects", "rows_read", "keys")
     for name, a, b in zip(names, old, new, strict=True):
+        if hashed and name == "canonical":
+            continue
         if isinstance(a, pl.DataFrame):
             assert isinstance(b, pl.DataFrame)
             if a.height == 0 and b.height == 0:
@@ -140,6 +153,8 @@ def both(path: Path, encoding: str, roles: Mapping[str, Category | None], **kw: 
     old = old_path(path, encoding, roles, **kw)  # type: ignore[arg-type]
     for overlap in (False, True):
         assert_same(old, new_path(path, encoding, roles, overlap=overlap, **kw))  # type: ignore[arg-type]
+    hashed = new_path(path, encoding, roles, pepper=PEPPER, **kw)  # type: ignore[arg-type]
+    assert_same(old, hashed, hashed=True)
     return old
 
 
@@ -179,7 +194,7 @@ def test_synthetic_leak_matches(
         roles: dict[str, Category | None] = dict(COLUMN_CATEGORIES)
     else:
         roles = {f"col{i}": c for i, c in enumerate(COLUMN_CATEGORIES.values(), start=1)}
-    rows, canonical, rejects, _, rows_read = both(path, encoding, roles, has_header=header)
+    rows, canonical, rejects, _, rows_read, _ = both(path, encoding, roles, has_header=header)
     assert rows.height == 400
     # the comparison is not vacuous: the leak has keys of every kind and refusals
     assert rows_read == 400
@@ -193,6 +208,9 @@ def test_bench_shaped_leak_without_overlap_and_big_blocks(tmp_path: Path) -> Non
     old = old_path(path, "cp1252", roles, batch_rows=1000)
     new = new_path(path, "cp1252", roles, batch_rows=1000, block_bytes=1 << 20, overlap=False)
     assert_same(old, new)
+    hashed = new_path(path, "cp1252", roles, batch_rows=1000, block_bytes=1 << 20, pepper=PEPPER)
+    assert_same(old, hashed, hashed=True)
+    assert hashed[1].height < 0.02 * old[1].height  # the scanner hashed nearly every value
 
 
 def test_region_other_than_france_leaves_phones_to_python(tmp_path: Path) -> None:
@@ -326,7 +344,7 @@ def test_lines_with_more_separators_than_the_index_take_the_python_path(tmp_path
     sample = _sample(path, "utf-8")
     plan = fastscan._plan(detect_dialect(sample).columns, "utf-8", ";", KEY_ROLES, "FR")
     leftovers = sum(
-        len(part.out[17]) // 8
+        len(part.out.left_row) // 8
         for part in fastscan._parts(path, plan, 1, 1000, 1 << 20)
         if isinstance(part, fastscan._Part)
     )
@@ -485,7 +503,7 @@ def test_every_registry_country_and_near_misses(tmp_path: Path) -> None:
     rows = [[str(i), "", "", f'"{v}"' if i % 3 == 0 else v, "n", ""] for i, v in enumerate(values)]
     for encoding in ("utf-8", "cp1252"):
         path = write_rows(tmp_path / f"i-{encoding}.csv", rows, delim=",", encoding=encoding)
-        _, canonical, rejects, _, _ = both(path, encoding, KEY_ROLES, batch_rows=200)
+        _, canonical, rejects, _, _, _ = both(path, encoding, KEY_ROLES, batch_rows=200)
         reasons = set(rejects["reason"])
         assert {
             ibans.REASON_IBAN_MOD97,
@@ -566,10 +584,10 @@ def test_native_path_decides_the_common_shapes_itself(tmp_path: Path) -> None:
     kept = pending = leftovers = canonical = 0
     for part in fastscan._parts(path, plan, dialect.header_lines, 1000, 4096):
         assert isinstance(part, fastscan._Part)
-        kept += len(part.out[4]) // 8
-        canonical += len(part.out[6]) // 4
-        pending += len(part.out[13]) // 4
-        leftovers += len(part.out[17]) // 8
+        kept += len(part.out.rows) // 8
+        canonical += sum(len(d.idx) // 4 for d in part.out.decided.values())
+        pending += len(part.out.pend_idx) // 4
+        leftovers += len(part.out.left_row) // 8
     assert kept == 400
     assert leftovers == 0
     assert canonical > 600
@@ -586,20 +604,25 @@ def _native_phones(path: Path) -> dict[int, tuple[str | None, str | None]]:
     plan = fastscan._plan(dialect.columns, "utf-8", ";", KEY_ROLES, "FR")
     phone = next(i for i, (_, kind) in enumerate(plan.keys) if kind is KeyKind.PHONE)
     decided: dict[int, tuple[str | None, str | None]] = {}
+    rows = array("Q")  # the batch's kept records so far: indexes count from its first
     for part in fastscan._parts(path, plan, dialect.header_lines, 10_000, 1 << 16):
         assert isinstance(part, fastscan._Part)
         out = part.out
-        rows = array("Q", out[4])
-        canon_off = array("q", out[8])
-        for i, (at, slot) in enumerate(zip(array("I", out[6]), array("H", out[7]), strict=True)):
-            if slot == phone:
-                decided[rows[at]] = (out[9][canon_off[i] : canon_off[i + 1]].decode(), None)
-        for at, slot, reason in zip(array("I", out[10]), array("H", out[11]), out[12], strict=True):
+        rows.frombytes(out.rows)
+        phones = out.decided[KeyKind.PHONE]
+        canon_off = array("q", phones.offsets)
+        for i, at in enumerate(array("I", phones.idx)):
+            decided[rows[at]] = (phones.data[canon_off[i] : canon_off[i + 1]].decode(), None)
+        for at, slot, reason in zip(
+            array("I", out.rej_idx), array("H", out.rej_slot), out.rej_reason, strict=True
+        ):
             if slot == phone:
                 decided[rows[at]] = (None, fastscan._REASONS[reason])
-        for at, slot in zip(array("I", out[13]), array("H", out[14]), strict=True):
+        for at, slot in zip(array("I", out.pend_idx), array("H", out.pend_slot), strict=True):
             if slot == phone:
                 decided[rows[at]] = ("pending", None)
+        if part.batch_end:
+            rows = array("Q")
     return decided
 
 
@@ -783,11 +806,12 @@ def test_bench_like_leak_leaves_only_foreign_or_junk_phones_pending(tmp_path: Pa
     decided = 0
     for part in fastscan._parts(path, plan, dialect.header_lines, 10_000, 1 << 16):
         assert isinstance(part, fastscan._Part)
-        offsets = array("q", part.out[15])
-        decided += array("H", part.out[7]).count(phone) + array("H", part.out[11]).count(phone)
-        for i, slot in enumerate(array("H", part.out[14])):
+        offsets = array("q", part.out.pend_off)
+        decided += len(part.out.decided[KeyKind.PHONE].idx) // 4
+        decided += array("H", part.out.rej_slot).count(phone)
+        for i, slot in enumerate(array("H", part.out.pend_slot)):
             if slot == phone:
-                pending.append(part.out[16][offsets[i] : offsets[i + 1]].decode())
+                pending.append(part.out.pend_data[offsets[i] : offsets[i + 1]].decode())
     assert decided > 4000
     assert len(pending) <= 0.002 * 6000
     french = ("+33", *(f"+{code}" for code in OVERSEAS_CALLING_CODES))
@@ -796,3 +820,24 @@ def test_bench_like_leak_leaves_only_foreign_or_junk_phones_pending(tmp_path: Pa
         assert canonical is None or not canonical.startswith(french)
         stripped = value.strip(" \t")
         assert stripped.startswith(("00", "+")) or not stripped.isdigit()
+
+
+def test_keys_hashed_under_another_pepper_are_refused(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "k.csv", [["1", "a@b.fr", "0612345678", "", "n", ""]])
+    sample = _sample(path, "utf-8")
+    batches = list(
+        fastscan.scan_normalised(
+            path,
+            encoding="utf-8",
+            dialect=detect_dialect(sample),
+            roles=KEY_ROLES,
+            default_region="FR",
+            batch_rows=10,
+            table=_table(path, "utf-8", sample, None, 10),
+            pepper=PEPPER,
+        )
+    )
+    assert batches[0].keys.height == 2
+    assert hash_batch(batches[0], PEPPER).height == 2
+    with pytest.raises(ValueError, match="another pepper"):
+        hash_batch(batches[0], Pepper.generate("other"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import sys
+from array import array
 
 import polars as pl
 import pytest
@@ -15,6 +17,7 @@ from matching.keyed_hash import (
     KEY_BYTES,
     Pepper,
     hash_keys,
+    hash_words,
     hmac_batch,
     join_key,
     key_bytes,
@@ -42,6 +45,24 @@ def test_batch_path_equals_reference(values: list[str | None], kind: KeyKind) ->
             assert k1 is None and k2 is None
         else:
             assert key_bytes(k1, k2) == keyed_hash(PEPPER, kind, value)[:KEY_BYTES]
+
+
+@given(st.lists(st.text(max_size=80), max_size=50), st.sampled_from(KeyKind), st.booleans())
+def test_buffer_path_equals_reference(values: list[str], kind: KeyKind, native: bool) -> None:
+    # the native scanner's way in: raw Arrow-layout buffers, k1 words then k2 words
+    module = sys.modules[hash_words.__module__]
+    encoded = [v.encode() for v in values]
+    offsets = array("q", [0])
+    for v in encoded:
+        offsets.append(offsets[-1] + len(v))
+    with pytest.MonkeyPatch.context() as patch:
+        if not native:
+            patch.setattr(module, "_native", None)  # the pure-Python fallback
+        words = array("Q", hash_words(PEPPER, kind, b"".join(encoded), offsets.tobytes()))
+    n = len(values)
+    assert len(words) == 2 * n
+    for i, value in enumerate(values):
+        assert key_bytes(words[i], words[n + i]) == keyed_hash(PEPPER, kind, value)[:KEY_BYTES]
 
 
 def test_key_words_are_the_two_big_endian_halves() -> None:
