@@ -1,4 +1,5 @@
-"""The store migrates once, refuses a second writer clearly, and errors carry SQL, not values."""
+"""The store migrates once, refuses a second writer clearly, errors carry SQL, not values, and
+registered frames are stored without needless partial row groups."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from core.errors import StoreBusyError
@@ -54,3 +56,24 @@ def test_busy_error_is_transient() -> None:
     from core.errors import TransientError
 
     assert issubclass(StoreBusyError, TransientError)
+
+
+def test_a_frame_of_several_chunks_is_stored_as_one(tmp_path: Path) -> None:
+    """A partial row group per chunk would make the next checkpoint rewrite them all."""
+    rows_per_group = 122_880  # DuckDB's row group size
+    parts = [
+        pl.DataFrame({"n": pl.int_range(130_000 * i, 130_000 * (i + 1), eager=True)})
+        for i in range(3)
+    ]
+    frame = pl.concat(parts, rechunk=False)
+    assert frame.n_chunks() == 3
+    with Store(tmp_path / "s.duckdb") as store:
+        store.run(Statement("table", "CREATE TABLE t (n BIGINT)"))
+        with store.transaction(), store.registered("parts", frame):
+            store.run(Statement("insert", "INSERT INTO t SELECT n FROM parts"))
+        groups = store.scalar(
+            Statement(
+                "row groups", "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('t')"
+            )
+        )
+    assert groups == -(-frame.height // rows_per_group)  # 4, not 6
