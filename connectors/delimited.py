@@ -32,7 +32,9 @@ DELIMITERS = (",", ";", "\t", "|")
 FIELD_CAP = 1024 * 1024  # a field longer than this (bytes) rejects its record, not the file
 _QUOTE = '"'
 _CHUNK = 1024 * 1024
-_HEAD_BYTES = 4 * 1024 * 1024  # what ``Table.head`` parses: thousands of records, usually
+# What ``Table.head`` parses: a first prefix holds a role sample's 2,000 records of up to about
+# 128 bytes; wider ones take the longer prefix, thousands of records usually.
+_HEAD_PREFIXES = (256 * 1024, 4 * 1024 * 1024)
 _SAMPLE_RECORDS = 500
 # Encodings polars reads natively (the fast path); others are transcoded to a UTF-8 temp file.
 _NATIVE = {"utf-8", "utf_8", "utf8", "utf-8-sig", "utf_8_sig", "ascii"}
@@ -465,15 +467,28 @@ def read_delimited(
 
 
 def _head(path: Path, encoding: str, dialect: Dialect, rows: int, work_dir: Path) -> pl.DataFrame:
-    """The first ``rows`` records as ``batches()`` would give them, from the file's first MiBs.
+    """The first ``rows`` records as ``batches()`` would give them, from the file's first bytes.
 
     The head is cut at its last line end, transcoded to UTF-8 into a temp file and parsed by
-    the same parser; records and rejects of this parse are thrown away.
+    the same parser; records and rejects of this parse are thrown away. A short prefix is
+    enough when it holds more than ``rows`` records: only its last one can be cut short.
     """
-    with path.open("rb") as f:
-        raw = f.read(_HEAD_BYTES)
-    if len(raw) == _HEAD_BYTES and b"\n" in raw:
-        raw = raw[: raw.rindex(b"\n") + 1]
+    for size in _HEAD_PREFIXES:
+        with path.open("rb") as f:
+            raw = f.read(size)
+        whole = len(raw) < size
+        if not whole and b"\n" in raw:
+            raw = raw[: raw.rindex(b"\n") + 1]
+        frame = _parse_head(raw, encoding, dialect, rows + 1, work_dir)
+        if whole or frame.height > rows:
+            break
+    return frame.head(rows)
+
+
+def _parse_head(
+    raw: bytes, encoding: str, dialect: Dialect, rows: int, work_dir: Path
+) -> pl.DataFrame:
+    """Up to ``rows`` records of a file's first bytes (cut at a line end)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=work_dir, prefix="leakwatch-", suffix=".head")
     tmp = Path(name)

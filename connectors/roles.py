@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import re
+import string
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -196,12 +197,14 @@ def header_category(name: str) -> Category | None:
     return None
 
 
+_LETTER_DIGITS = {ord(ch): str(int(ch, 36)) for ch in string.ascii_uppercase}  # A=10 ... Z=35
+
+
 def _iban_ok(value: str) -> bool:
     v = value.replace(" ", "").upper()
     if not _IBAN_SHAPE.match(v):
         return False
-    digits = "".join(str(int(ch, 36)) for ch in v[4:] + v[:4])
-    return int(digits) % 97 == 1
+    return int((v[4:] + v[:4]).translate(_LETTER_DIGITS)) % 97 == 1
 
 
 def _ip_ok(value: str) -> bool:

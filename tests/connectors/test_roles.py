@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from connectors.roles import detect_roles, header_category, parse_overrides
+from connectors.roles import _iban_ok, detect_roles, header_category, parse_overrides
 from core.errors import InputError
 from schemas.vocab import Category
 
@@ -120,6 +122,16 @@ def test_invalid_ibans_are_not_ibans() -> None:
     sample = _sample(col1=["FR1420041010050500013M02607"] * 10)  # mod-97 fails
     (d,) = detect_roles(["col1"], sample, has_header=False)
     assert d.category is not C.IBAN
+
+
+@given(
+    st.from_regex(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", fullmatch=True)
+    | st.sampled_from(["FR1420041010050500013M02607", "FR76 3000 6000 0112 3456 7890 189"])
+)
+def test_iban_check_agrees_with_digit_by_digit(value: str) -> None:
+    v = value.replace(" ", "")
+    digits = "".join(str(int(ch, 36)) for ch in v[4:] + v[:4])
+    assert _iban_ok(value) == (int(digits) % 97 == 1)
 
 
 def test_header_wins_unless_values_contradict() -> None:
