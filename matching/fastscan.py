@@ -352,14 +352,23 @@ class _ScanOut(NamedTuple):
     bad_found: bytes
 
     @classmethod
-    def of(cls, raw: tuple[Any, ...], pepper: Pepper | None) -> _ScanOut:
-        """Name the scanner's tuple; with a pepper, hash each kind's decided values at once."""
-        decided = {}
-        for kind, code in _KIND_CODES.items():
-            idx, offsets, data = raw[3 + 3 * code : 6 + 3 * code]
-            words = hash_words(pepper, kind, data, offsets) if pepper and idx else None
-            decided[kind] = _Decided(idx, offsets, b"" if words else data, words)
+    def of(cls, raw: tuple[Any, ...]) -> _ScanOut:
+        """Name the scanner's tuple."""
+        decided = {
+            kind: _Decided(*raw[3 + 3 * code : 6 + 3 * code], None)
+            for kind, code in _KIND_CODES.items()
+        }
         return cls._make((*raw[:6], decided, *raw[15:]))
+
+    def hashed(self, pepper: Pepper) -> _ScanOut:
+        """The same output with each kind's decided values hashed (and their text dropped)."""
+        decided = {
+            kind: _Decided(d.idx, d.offsets, b"", hash_words(pepper, kind, d.data, d.offsets))
+            if d.idx
+            else d
+            for kind, d in self.decided.items()
+        }
+        return self._replace(decided=decided)
 
 
 class _Part(NamedTuple):
@@ -390,7 +399,6 @@ def _parts(
     header_lines: int,
     batch_rows: int,
     block_bytes: int,
-    pepper: Pepper | None = None,
 ) -> Iterator[_Part | _Stop]:
     scan = _module()
     assert scan is not None
@@ -420,8 +428,7 @@ def _parts(
             pos = 0
             while pos < len(block):
                 out = _ScanOut.of(
-                    scan.scan(plan.config, block, pos, eof, next_row, batch_rows - in_batch, kept),
-                    pepper,
+                    scan.scan(plan.config, block, pos, eof, next_row, batch_rows - in_batch, kept)
                 )
                 if out.pos == pos and not out.stop:
                     raise RuntimeError("the native scanner made no progress")
@@ -532,7 +539,7 @@ class _Converter:
         self.parser = parser
         self.roles = roles
         self.default_region = default_region
-        self.pepper = pepper  # the pepper the scanner's worker hashed decided values under
+        self.pepper = pepper  # the pepper decided values were hashed under as they were read
         self.slot_columns = [column for column, _ in plan.keys]
 
     def _by_slot(self, slots: pl.Series, names: list[str]) -> pl.Series:
@@ -697,7 +704,7 @@ def scan_normalised(
     Same rows, masks, canonical values and value rejects as ``table.batches()`` of
     ``read_delimited`` followed by ``normalise_leak_batch``; record rejects go to
     ``table.rejects`` and kept records are counted in ``table.rows_read`` as that path does.
-    With a ``pepper``, the values the scanner decides are hashed as they are scanned and come
+    With a ``pepper``, the values the scanner decides are hashed as each scanned part arrives and come
     as ``keys`` instead of ``canonical`` (``hash_batch`` gives the same keys either way).
     ``overlap`` reads and scans the next block in a worker thread while this one is consumed.
     Check ``can_scan`` first.
@@ -708,7 +715,7 @@ def scan_normalised(
     plan = _plan(table.columns, encoding, dialect.delimiter, roles, default_region)
     parser = _Parser(table, path, dialect, batch_rows)
     convert = _Converter(plan, parser, roles, default_region, pepper)
-    parts = _parts(path, plan, dialect.header_lines, batch_rows, block_bytes, pepper)
+    parts = _parts(path, plan, dialect.header_lines, batch_rows, block_bytes)
     outs: list[_ScanOut] = []
     pieces: list[NormalisedBatch] = []
     # A batch is built from its scan calls' arrays, and its pending values decided (exact
@@ -735,7 +742,8 @@ def scan_normalised(
                 yield from _slow_rest(path, plan, parser, item, roles, default_region, table)
                 return
             pieces.extend(convert.records(item))
-            outs.append(item.out)
+            # hashed here, not in the scanning worker: this thread is otherwise mostly waiting
+            outs.append(item.out.hashed(pepper) if pepper is not None else item.out)
             if item.batch_end:
                 yield from hand_over()
         if outs or pieces:
