@@ -355,7 +355,7 @@ class _ScanOut(NamedTuple):
     def of(cls, raw: tuple[Any, ...]) -> _ScanOut:
         """Name the scanner's tuple."""
         decided = {
-            kind: _Decided(*raw[3 + 3 * code : 6 + 3 * code], None)
+            kind: _Decided._make((*raw[3 + 3 * code : 6 + 3 * code], None))
             for kind, code in _KIND_CODES.items()
         }
         return cls._make((*raw[:6], decided, *raw[15:]))
@@ -704,8 +704,8 @@ def scan_normalised(
     Same rows, masks, canonical values and value rejects as ``table.batches()`` of
     ``read_delimited`` followed by ``normalise_leak_batch``; record rejects go to
     ``table.rejects`` and kept records are counted in ``table.rows_read`` as that path does.
-    With a ``pepper``, the values the scanner decides are hashed as each scanned part arrives and come
-    as ``keys`` instead of ``canonical`` (``hash_batch`` gives the same keys either way).
+    With a ``pepper``, the values the scanner decides are hashed as each scanned part arrives
+    and come as ``keys`` instead of ``canonical`` (``hash_batch`` gives the same keys either way).
     ``overlap`` reads and scans the next block in a worker thread while this one is consumed.
     Check ``can_scan`` first.
     """
