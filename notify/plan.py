@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -13,7 +13,7 @@ from core.settings import Settings
 from schemas.models import BreachFacts, NoticeContext
 from schemas.vocab import Category, KeyKind, Risk
 
-__all__ = ["DraftReport", "breach_facts", "contexts"]
+__all__ = ["DraftReport", "breach_facts", "column_contexts", "contexts"]
 
 _SUMMARY_FR = (
     "Une personne non autorisée a copié une partie de notre base de clients. "
@@ -80,23 +80,61 @@ def _categories(value: str | None) -> tuple[Category, ...]:
     return tuple(Category(c) for c in _split(value))
 
 
+@lru_cache(maxsize=16)
+def _risk(value: str) -> Risk:
+    return Risk(value)
+
+
+# The ledger row's fields a context is made of, in _context's order.
+_FIELDS = (
+    "notice_id", "customer_id", "language", "first_name", "last_name", "email", "matched_on",
+    "categories", "risk", "iban_hint", "phone_hint",
+)  # fmt: skip
+
+
+def _context(
+    breach: BreachFacts,
+    notice_id: str,
+    customer_id: str,
+    language: str | None,
+    first_name: str | None,
+    last_name: str | None,
+    email: str | None,
+    matched_on: str | None,
+    categories: str | None,
+    risk: str,
+    iban_hint: str | None,
+    phone_hint: str | None,
+) -> NoticeContext:
+    kinds = _kinds(matched_on)
+    return NoticeContext(
+        notice_id=notice_id,
+        customer_id=customer_id,
+        language="en" if language == "en" else "fr",
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        matched_on=kinds,
+        categories=_categories(categories),
+        risk=_risk(risk),
+        breach=breach,
+        # A hint only for the identifier that matched: a leaked IBAN that did not match ours
+        # may be an old account, and quoting ours would mislead.
+        iban_hint=iban_hint if KeyKind.IBAN in kinds else None,
+        phone_hint=phone_hint if KeyKind.PHONE in kinds else None,
+    )
+
+
 def contexts(rows: Iterable[Mapping[str, Any]], breach: BreachFacts) -> Iterator[NoticeContext]:
     """One context per ledger row (as given by ``matching.ledger.notice_rows``)."""
     for row in rows:
-        matched_on = _kinds(row["matched_on"])
-        yield NoticeContext(
-            notice_id=row["notice_id"],
-            customer_id=row["customer_id"],
-            language="en" if row["language"] == "en" else "fr",
-            first_name=row["first_name"],
-            last_name=row["last_name"],
-            email=row["email"],
-            matched_on=matched_on,
-            categories=_categories(row["categories"]),
-            risk=Risk(row["risk"]),
-            breach=breach,
-            # A hint only for the identifier that matched: a leaked IBAN that did not match ours
-            # may be an old account, and quoting ours would mislead.
-            iban_hint=row["iban_hint"] if KeyKind.IBAN in matched_on else None,
-            phone_hint=row["phone_hint"] if KeyKind.PHONE in matched_on else None,
-        )
+        yield _context(breach, *(row[field] for field in _FIELDS))
+
+
+def column_contexts(
+    columns: Mapping[str, Sequence[Any]], indexes: Sequence[int], breach: BreachFacts
+) -> Iterator[NoticeContext]:
+    """:func:`contexts` of the rows at ``indexes``, given by column (``to_dict()`` of the frame)."""
+    picked = [[columns[field][i] for i in indexes] for field in _FIELDS]
+    for values in zip(*picked, strict=True):
+        yield _context(breach, *values)

@@ -21,6 +21,7 @@ from schemas.vocab import Category, KeyKind, Risk
 
 __all__ = [
     "LANGUAGES",
+    "FilledNotice",
     "NoticePlan",
     "NoticeRenderer",
     "NoticeShape",
@@ -29,6 +30,7 @@ __all__ = [
     "as_built",
     "build_environment",
     "fill_spans",
+    "html_escaped",
     "language_of",
     "notice_plan",
     "safe_iban_hint",
@@ -121,7 +123,7 @@ def fill_spans(
         if value is None:
             return None
         if escaped:
-            value = _escaped(value)
+            value = html_escaped(value)
         if not doc.startswith(value, pos):
             return None
         spans.append((part, pos, pos + len(value)))
@@ -129,9 +131,13 @@ def fill_spans(
     return spans if pos == len(doc) else None
 
 
-@lru_cache(maxsize=4096)
-def _escaped(value: str) -> str:
-    return str(escape(value))
+_HTML_SPECIAL = re.compile("[&<>\"']")  # what markupsafe escapes
+
+
+def html_escaped(value: str) -> str:
+    """``value`` as the HTML carries it (markupsafe's escaping): most values have nothing to
+    escape and are their own escaped form."""
+    return str(escape(value)) if _HTML_SPECIAL.search(value) else value
 
 
 @dataclass(frozen=True)
@@ -160,9 +166,9 @@ _BUILT_KEY = object()
 class _Built:
     """The renderer's own record of what it made: the very ``str`` objects, not copies.
 
-    Only :class:`NoticeRenderer` makes one (it must show the module's private key). Strings
-    are immutable, so ``notice.text is built.text`` proves the text is exactly what the
-    renderer joined from ``shape`` and ``fills`` (a read-only view of a dict nobody else holds).
+    Only :meth:`FilledNotice.rendered` makes one (it must show the module's private key).
+    Strings are immutable, so ``notice.text is built.text`` proves the text is exactly what it
+    joined from ``shape`` and ``fills`` (a read-only view of a dict nobody else holds).
     """
 
     __slots__ = ("fills", "html", "shape", "text")
@@ -171,7 +177,7 @@ class _Built:
         self, key: object, shape: NoticeShape, fills: Mapping[str, str], text: str, html: str
     ) -> None:
         if key is not _BUILT_KEY:
-            raise TypeError("only NoticeRenderer records what it built")
+            raise TypeError("only the renderer records what it built")
         self.shape = shape
         self.fills = fills
         self.text = text
@@ -194,6 +200,44 @@ def as_built(notice: RenderedNotice) -> tuple[NoticeShape, Mapping[str, str]] | 
     ):
         return built.shape, built.fills
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class FilledNotice:
+    """One customer's notice as its shape's words and the customer's values, not yet joined.
+
+    What :meth:`NoticeRenderer.render` joins into text and HTML; checks and writers that work
+    per shape take it as it is, and :meth:`rendered` joins it for everything else. ``fills``
+    is a read-only copy of the values given (unescaped): what is checked is what is written.
+    """
+
+    notice_id: str
+    language: str
+    subject: str
+    shape: NoticeShape
+    fills: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fills", MappingProxyType(dict(self.fills)))
+
+    def rendered(self) -> RenderedNotice:
+        """The notice joined: the shape's words with the values (escaped in the HTML)."""
+        shape, fills = self.shape, self.fills
+        text = list(shape.text)
+        text[1::2] = [fills[slot] for slot in shape.text[1::2]]
+        html = list(shape.html)
+        html[1::2] = [html_escaped(fills[slot]) for slot in shape.html[1::2]]
+        built = _Built(_BUILT_KEY, shape, fills, "".join(text), "".join(html))
+        return RenderedNotice(
+            notice_id=self.notice_id,
+            language=self.language,
+            subject=self.subject,
+            text=built.text,
+            html=built.html,
+            shape=shape,
+            fills=fills,
+            built=built,
+        )
 
 
 @dataclass(frozen=True)
@@ -335,7 +379,7 @@ def _safe_name(first: str | None, last: str | None) -> str | None:
     name = " ".join(_strip_controls(raw).split())
     if not name or len(name) > _NAME_MAX:
         return None
-    if any(ch.isdigit() for ch in name) or "@" in name or redact(name) != name:
+    if any(map(str.isdigit, name)) or "@" in name or redact(name) != name:
         return None
     return name
 
@@ -454,7 +498,8 @@ class NoticeRenderer:
             self._breach, self._breach_n = breach, serial
         return self._breach_n
 
-    def render(self, ctx: NoticeContext) -> RenderedNotice:
+    def fill(self, ctx: NoticeContext) -> FilledNotice:
+        """The customer's notice as its shape and values: :meth:`render` without the joining."""
         language = language_of(ctx)
         plan = notice_plan(ctx.categories, ctx.matched_on)
         values: dict[str, str] = {"reference": _strip_controls(ctx.notice_id)}
@@ -475,21 +520,8 @@ class NoticeRenderer:
             if len(self._shapes) >= _SHAPES_MAX:
                 self._shapes.clear()
             self._shapes[key] = shape
-        text = list(shape.text)
-        html = list(shape.html)
-        for i in range(1, len(text), 2):
-            text[i] = values[text[i]]
-        for i in range(1, len(html), 2):
-            html[i] = _escaped(values[html[i]])
-        fills = MappingProxyType(values)
-        built = _Built(_BUILT_KEY, shape, fills, "".join(text), "".join(html))
-        return RenderedNotice(
-            notice_id=ctx.notice_id,
-            language=language,
-            subject=self._wording[language].subject,
-            text=built.text,
-            html=built.html,
-            shape=shape,
-            fills=fills,
-            built=built,
-        )
+        subject = self._wording[language].subject
+        return FilledNotice(ctx.notice_id, language, subject, shape, values)
+
+    def render(self, ctx: NoticeContext) -> RenderedNotice:
+        return self.fill(ctx).rendered()
