@@ -7,15 +7,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from markupsafe import escape
-
 from core.errors import TerminalError
 from notify.render import (
+    FilledNotice,
     NoticePlan,
     NoticeShape,
     RenderedNotice,
     Wording,
     as_built,
+    html_escaped,
     notice_plan,
     safe_iban_hint,
     safe_phone_hint,
@@ -29,6 +29,7 @@ __all__ = [
     "ELEMENTS",
     "IncompleteNoticeError",
     "check_complete",
+    "check_filled",
     "missing_elements",
 ]
 
@@ -91,11 +92,6 @@ class IncompleteNoticeError(TerminalError):
         super().__init__(f"notice {notice_id}: refused, missing or unsafe: {', '.join(missing)}")
 
 
-@lru_cache(maxsize=4096)
-def _html(value: str) -> str:
-    return str(escape(value))
-
-
 def _shows_identifier(text: str) -> bool:
     """An e-mail address, or anything shaped like a phone number or an IBAN."""
     if "@" in text:
@@ -124,7 +120,7 @@ def _has_active_html(html: str) -> bool:
 
 def _has_all(notice: RenderedNotice, needles: Iterable[str]) -> bool:
     """Every needle in the text, and escaped in the HTML."""
-    return all(n in notice.text and _html(n) in notice.html for n in needles)
+    return all(n in notice.text and html_escaped(n) in notice.html for n in needles)
 
 
 def _in_order(doc: str, needles: Iterable[str], start: int) -> int:
@@ -179,7 +175,7 @@ def _element_failures(notice: RenderedNotice, ctx: NoticeContext, plan: NoticePl
     text_pos = html_pos = 0
     for element in ELEMENTS:
         in_text = _in_order(notice.text, needles[element], text_pos)
-        html_needles = [f'data-lw="{element}"', *(_html(n) for n in needles[element])]
+        html_needles = [f'data-lw="{element}"', *(html_escaped(n) for n in needles[element])]
         in_html = _in_order(notice.html, html_needles, html_pos)
         if in_text < 0 or in_html < 0:
             failed.append(element)
@@ -216,7 +212,7 @@ def _allowed(language: str, ctx: NoticeContext) -> list[str]:
 def _safety_failures(text: str, html: str, subject: str, allowed: Sequence[str]) -> list[str]:
     failed: list[str] = []
     text = _without(text, allowed)
-    html = _without(html, [_html(a) for a in allowed])
+    html = _without(html, [html_escaped(a) for a in allowed])
     if _shows_identifier(text) or _shows_identifier(html) or _shows_identifier(subject):
         failed.append("no_full_identifier")
     if _has_link(text) or _has_active_html(html):
@@ -240,14 +236,79 @@ def _full_check(notice: RenderedNotice, ctx: NoticeContext) -> list[str]:
 # The shape is checked once, with a neutral character in each slot (the reference slot gets
 # the space the full check turns the notice id into); each notice then only proves it is that
 # shape filled, and checks its values where they sit: the hints are the expected ones, and no
-# identifier, link or operator text reaches into or across a slot (a window around each one).
-# Anything unusual answers "not proven" and the notice gets the full check: the fast path can
-# only ever skip work, never accept what the full check would refuse.
+# identifier, link or operator text reaches into or across a slot. Within _WINDOW characters
+# of each value (its reach): no operator text overlaps it (the full check cuts operator text
+# out first, so what stays in reach is the same text in both checks), and the reach, value
+# included, shows no identifier and no link; the notice id is at the reference slots and
+# nowhere else. A match the shape check did not see must overlap a value, and lies within its
+# reach. Anything unusual answers "not proven" and the notice gets the full check: the fast
+# path can only ever skip work, never accept what the full check would refuse.
+#
+# The exact form of that check reads the joined document (_document_clean). Most notices are
+# decided without joining it (_quick): what lies around each value is the shape's own words,
+# read once per shape (_Place), so only the values are read per notice. The quick answer is
+# "clean" only where the exact check would say so, else it leaves the notice to it.
 _NEUTRAL = "\ue000"  # sketches as "other", matches no needle, no mark, no tag
 _WINDOW = 64  # beyond the reach of a match that starts in a literal the shape check passed
+# Between the reaches of one document, checked at once: breaks every pattern, as a string's end.
+_BARRIER = "\0"
 _REFERENCE = re.compile(r"[A-Za-z0-9_-]{16,128}")  # no dot: the notice's own full stops stay apart
-_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_ID_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+_ID_CHARS = frozenset(_ID_CHARACTERS)
+_ID_RUNS = re.compile(r"[A-Za-z0-9_-]{16,}")  # long enough to hold a notice id (16 or more)
+# How far before or after a value a URL mark (text) or a mark or attribute (HTML) overlapping it
+# can reach: every one is a fixed string.
+_LINK_EDGE = max(map(len, _URL_MARKS)) - 1
+_MARK_EDGE = max(map(len, _URL_MARKS + _ACTIVE_ATTRIBUTES)) - 1
+_TAG_OPEN = re.compile(r"<\s*\Z")  # a tag's name could start with the value (escaped: no "<")
+# The marks and attributes of _has_active_html as one search: faster on a few characters.
+_ACTIVE_MARKS = re.compile("|".join(map(re.escape, _URL_MARKS + _ACTIVE_ATTRIBUTES)))
+_LINK_MARKS = re.compile("|".join(map(re.escape, _URL_MARKS)))
 _VERDICTS_MAX = 1024
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Place:
+    """Where one value sits in a document, and the shape's words around it.
+
+    Compared and hashed by identity: a key to what was judged there (see _identifier_free).
+    """
+
+    slot: str
+    reach: bool  # not a reference: its reach is checked
+    left: str  # the words in reach before the value (the whole reach: no other value in it)
+    right: str  # and after it
+    # The value's first (last) characters with which operator text could run from the words
+    # before it into the value (from the value into the words after it, or across them).
+    first: frozenset[str]
+    last: frozenset[str]
+    id_left: str  # notice-id characters just before the value: an id could run across
+    id_right: str
+    # What a link could take from the words on either side of the value (see _quick).
+    edge_left: str
+    edge_right: str
+    tag_open: bool
+    # The sketch of the reach's words (see _shows_identifier), and whether the run of identifier
+    # characters touching the value holds a digit an identifier overlapping it could take.
+    sketch_left: bytes
+    sketch_right: bytes
+    digits_near: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Document:
+    """One document of a checked shape (text or HTML), as each of its notices is checked."""
+
+    parts: tuple[str, ...]
+    allowed: tuple[str, ...]  # operator text as this document carries it, shortest first
+    shortest: int  # no operator text fits in a shorter value
+    inside: re.Pattern[str]  # finds any operator text in a value
+    references: int
+    # Per slot occurrence: (index of the part, slot name); spans follow from the lengths.
+    layout: tuple[tuple[int, str], ...]
+    places: tuple[_Place, ...]
+    quick: bool  # False: every notice of the shape is checked on its joined document
+    id_runs: tuple[str, ...]  # runs of notice-id characters in the words, long enough for one
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,16 +316,9 @@ class _Verdict:
     ok: bool
     plan: NoticePlan
     # What the verdict was reached for; compared by identity first (same objects every time).
-    facts: tuple[object, ...] = ()
-    allowed: tuple[str, ...] = ()
-    allowed_html: tuple[str, ...] = ()
-    margin: int = _WINDOW
-    text_slots: frozenset[str] = frozenset()
-    html_slots: frozenset[str] = frozenset()
-    # Per slot occurrence: (index of the part, slot name); spans follow from the lengths.
-    text_layout: tuple[tuple[int, str], ...] = ()
-    html_layout: tuple[tuple[int, str], ...] = ()
-    references: tuple[int, int] = (0, 0)
+    facts: tuple[object, ...]
+    text: _Document
+    html: _Document
 
 
 # Keyed by the shape object (hashed by identity: the renderer makes one per shape).
@@ -302,19 +356,163 @@ def _layout(parts: Sequence[str]) -> tuple[tuple[int, str], ...]:
     return tuple((i, parts[i]) for i in range(1, len(parts), 2))
 
 
-def _verdict(notice: RenderedNotice, ctx: NoticeContext, shape: NoticeShape) -> _Verdict:
+@lru_cache(maxsize=4096)
+def _edges(
+    text: str, before: str, after: str, spans: bool
+) -> tuple[frozenset[str], frozenset[str]]:
+    """The first and last characters of a value by which ``text`` could overlap it.
+
+    An occurrence starting in ``before`` has ``text[:k]`` at its end, then ``text[k]`` is the
+    value's first character. One starting in the value and running on has ``text[p:]`` at the
+    start of ``after`` (or, if ``spans``, covering it and going on into the next value), and
+    ``text[p - 1]`` is the value's last character. One inside the value is looked for as such.
+    """
+    first: set[str] = set()
+    last: set[str] = set()
+    if before:
+        k = text.find(before[-1]) + 1
+        while 0 < k < len(text):
+            if before.endswith(text[:k]):
+                first.add(text[k])
+            k = text.find(before[-1], k) + 1
+    if after:
+        p = text.find(after[0], 1)
+        while p > 0:
+            rest = text[p:]
+            if after.startswith(rest) or (spans and rest.startswith(after)):
+                last.add(text[p - 1])
+            p = text.find(after[0], p + 1)
+    elif spans:  # two values side by side: anything may run across
+        last.update(text[:-1])
+    return frozenset(first), frozenset(last)
+
+
+def _sketch_of(words: str) -> bytes:
+    spaced = words.replace("\u00a0", " ").replace("\u202f", " ")
+    return spaced.encode("utf-8", "replace").translate(_SKETCH)
+
+
+def _digits_near(left: bytes, right: bytes) -> bool:
+    """A digit in the run of identifier characters (all but "x" in the sketch) that touches
+    the value from either side: the only words an identifier overlapping it could hold."""
+    end = right.find(b"x")
+    return b"9" in left[left.rfind(b"x") + 1 :] or b"9" in right[: end if end >= 0 else None]
+
+
+@lru_cache(maxsize=4096)
+def _place(
+    slot: str,
+    before: str,
+    after: str,
+    open_left: bool,
+    open_right: bool,
+    allowed: tuple[str, ...],
+    html: bool,
+) -> tuple[_Place, bool]:
+    """A value's place from the words either side of it, and whether it can be judged quickly.
+
+    ``before`` and ``after``: as much of the words as any check reads; ``open_left`` and
+    ``open_right``: more words or another value lie beyond them. Shapes share most places.
+    """
+    quick = True
+    if slot != "reference":
+        # The reach must be the shape's words alone (no other value in it), and no operator
+        # text may overlap it from the words: else every notice goes to the exact check.
+        if (len(before) < _WINDOW and open_left) or (len(after) < _WINDOW and open_right):
+            quick = False
+        for text in allowed:
+            near = _WINDOW + len(text) - 1
+            if text in before[-near:] or text in after[:near]:
+                quick = False
+    id_left = before[len(before.rstrip(_ID_CHARACTERS)) :]
+    id_right = after[: len(after) - len(after.lstrip(_ID_CHARACTERS))]
+    if (id_left == before and open_left) or (id_right == after and open_right):
+        quick = False  # a run of id characters across two values, or longer than we read
+    first: set[str] = set()
+    last: set[str] = set()
+    for text in allowed:
+        f, la = _edges(text, before[-len(text) :], after[: len(text)], open_right)
+        first |= f
+        last |= la
+    edge = _MARK_EDGE if html else _LINK_EDGE
+    left, right = before[-_WINDOW:], after[:_WINDOW]
+    sketch_left, sketch_right = _sketch_of(left), _sketch_of(right)
+    place = _Place(
+        slot=slot,
+        reach=slot != "reference",
+        left=left,
+        right=right,
+        first=frozenset(first),
+        last=frozenset(last),
+        id_left=id_left,
+        id_right=id_right,
+        edge_left=left[len(left) - edge :] if len(left) > edge else left,
+        edge_right=right[:edge],
+        tag_open=bool(_TAG_OPEN.search(left)),
+        sketch_left=sketch_left,
+        sketch_right=sketch_right,
+        digits_near=_digits_near(sketch_left, sketch_right),
+    )
+    return place, quick
+
+
+@lru_cache(maxsize=1024)
+def _long_id_runs(words: str) -> tuple[str, ...]:
+    """Runs of notice-id characters long enough to hold a notice id (none spans white space)."""
+    return tuple(
+        run for token in words.split() if len(token) >= 16 for run in _ID_RUNS.findall(token)
+    )
+
+
+@lru_cache(maxsize=256)
+def _finder(allowed: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(map(re.escape, allowed)) if allowed else "(?!)")
+
+
+def _document(parts: tuple[str, ...], allowed: Sequence[str], html: bool) -> _Document:
+    """What each notice of this document needs checked, read once from the shape's words."""
+    allowed = tuple(sorted(allowed, key=len))
+    reads = _WINDOW + max(map(len, allowed), default=0)  # as far as any check of a place reads
+    last_part = len(parts) - 1
+    placed = []
+    for i in range(1, len(parts), 2):
+        before, after = parts[i - 1], parts[i + 1]
+        placed.append(
+            _place(
+                parts[i],
+                before[-reads:],
+                after[:reads],
+                i > 1 or len(before) > reads,
+                i + 1 < last_part or len(after) > reads,
+                allowed,
+                html,
+            )
+        )
+    return _Document(
+        parts=parts,
+        allowed=allowed,
+        shortest=len(allowed[0]) if allowed else 1 << 30,
+        inside=_finder(allowed),
+        references=parts[1::2].count("reference"),
+        layout=_layout(parts),
+        places=tuple(place for place, _ in placed),
+        quick=all(quick for _, quick in placed),
+        id_runs=tuple(run for part in parts[0::2] for run in _long_id_runs(part)),
+    )
+
+
+def _verdict(language: str, subject: str, ctx: NoticeContext, shape: NoticeShape) -> _Verdict:
     plan = notice_plan(ctx.categories, ctx.matched_on)
-    facts = (notice.language, notice.subject, plan, ctx.breach)
+    facts = (language, subject, plan, ctx.breach)
     known = _verdicts.get(shape)
     if known is not None:
         for found in known:
             if found.facts == facts:
                 return found
-    allowed = _allowed(notice.language, ctx)
+    allowed = _allowed(language, ctx)
     specimen = RenderedNotice(
-        notice.notice_id, notice.language, notice.subject,
-        _specimen(shape.text), _specimen(shape.html),
-    )  # fmt: skip
+        "specimen", language, subject, _specimen(shape.text), _specimen(shape.html)
+    )
     ok = (
         not _element_failures(specimen, ctx, plan)
         and not _safety_failures(specimen.text, specimen.html, specimen.subject, allowed)
@@ -327,14 +525,8 @@ def _verdict(notice: RenderedNotice, ctx: NoticeContext, shape: NoticeShape) -> 
         ok=ok,
         plan=plan,
         facts=facts,
-        allowed=tuple(a for a in allowed if a),
-        allowed_html=tuple(_html(a) for a in allowed if a),
-        margin=max(_WINDOW, *(len(_html(a)) for a in allowed)),
-        text_slots=frozenset(shape.text[1::2]),
-        html_slots=frozenset(shape.html[1::2]),
-        text_layout=_layout(shape.text),
-        html_layout=_layout(shape.html),
-        references=(shape.text[1::2].count("reference"), shape.html[1::2].count("reference")),
+        text=_document(shape.text, [a for a in allowed if a], False),
+        html=_document(shape.html, [html_escaped(a) for a in allowed if a], True),
     )
     if len(_verdicts) >= _VERDICTS_MAX:
         _verdicts.clear()
@@ -342,73 +534,136 @@ def _verdict(notice: RenderedNotice, ctx: NoticeContext, shape: NoticeShape) -> 
     return verdict
 
 
-# Hints and names repeat across customers: the same window is judged once.
-@lru_cache(maxsize=65536)
-def _clean(window: str, allowed: tuple[str, ...], html: bool) -> bool:
-    """No operator text within reach of the slot, no identifier or link in or across it.
-
-    One window serves both: wider than either needs, it can only answer "not proven" more.
-    """
-    if any(a in window for a in allowed):
+def _clean(reaches: str, html: bool) -> bool:
+    """No identifier and no link in the reaches (joined by the barrier)."""
+    if _shows_identifier(reaches):
         return False
-    if _shows_identifier(window):
-        return False
-    return not (_has_active_html(window) if html else _has_link(window))
+    return not (_has_active_html(reaches) if html else _has_link(reaches))
 
 
-def _slots_clean(
-    doc: str,
-    parts: tuple[str, ...],
-    layout: tuple[tuple[int, str], ...],
-    values: Mapping[str, str],
-    allowed: tuple[str, ...],
-    margin: int,
-    html: bool,
+def _document_clean(
+    doc: str, document: _Document, values: Mapping[str, str], notice_id: str, html: bool
 ) -> bool:
-    """Every non-reference value, with ``margin`` characters of the notice either side, clean.
+    """The exact per-notice check on ``doc``, provably ``document.parts`` filled with ``values``.
 
-    ``doc`` is provably ``parts`` filled with ``values``: spans follow from the lengths.
+    The notice id only at the reference slots; every other value's reach free of operator
+    text, identifiers and links (spans follow from the lengths).
     """
+    if doc.count(notice_id) != document.references:
+        return False
+    parts = document.parts
+    reaches: list[str] = []
     pos = 0
-    for index, slot in layout:
+    for index, slot in document.layout:
         pos += len(parts[index - 1])  # the literal before this slot (layout lists every slot)
-        value = values[slot]
-        end = pos + len(value)
-        if slot != "reference" and not _clean(
-            doc[max(0, pos - margin) : end + margin], allowed, html
-        ):
-            return False
+        end = pos + len(values[slot])
+        if slot != "reference":
+            start, stop = max(0, pos - _WINDOW), end + _WINDOW
+            for text in document.allowed:  # any occurrence overlapping [start, stop) lies here
+                if doc.find(text, max(0, start - len(text) + 1), stop + len(text) - 1) >= 0:
+                    return False
+            reaches.append(doc[start:stop])
         pos = end
+    return _clean(_BARRIER.join(reaches), html)
+
+
+@lru_cache(maxsize=8192)
+def _identifier_free(place: _Place, sketch: bytes) -> bool:
+    """No IBAN or phone shape in the reach of a value sketched so (no "@" in it or its words).
+
+    By sketch, not value: masked hints differ in a few characters but sketch alike.
+    """
+    reach = place.sketch_left + sketch + place.sketch_right
+    return not ((b"aa99" in reach and _IBAN_SKETCH.search(reach)) or _PHONE_SKETCH.search(reach))
+
+
+def _quick(
+    document: _Document, values: Mapping[str, str], notice_id: str, html: bool
+) -> bool | None:
+    """:func:`_document_clean`'s answer from the values alone, or None to leave it to it.
+
+    No operator text can overlap a value (by its edges, or inside it), nor any reach from the
+    shape's words (the shape said so); no notice id can sit in the words or across a value.
+    The shape's words alone show no identifier or link (the shape check), so one the reach
+    shows must overlap the value: an identifier needs a digit there or in the words it could
+    take, a mark or attribute lies within its length of the value, and a tag could only start
+    in the words just before it (an escaped value has no "<").
+    """
+    if not document.quick:
+        return None
+    for run in document.id_runs:
+        if notice_id in run:
+            return False
+    shortest, inside = document.shortest, document.inside
+    for place in document.places:
+        value = values[place.slot]
+        if not value or value[0] in place.first or value[-1] in place.last:
+            return None
+        if len(value) >= shortest and inside.search(value):
+            return None
+        if not place.reach:
+            continue
+        if notice_id in place.id_left + value + place.id_right:
+            return False
+        if "@" in value:
+            return False
+        sketch = _sketch_of(value)
+        if (place.digits_near or b"9" in sketch) and not _identifier_free(place, sketch):
+            return False
+        near = place.edge_left + value + place.edge_right
+        if html:
+            if _ACTIVE_MARKS.search(near.lower()):
+                return False
+            if place.tag_open and _ACTIVE_TAG.search((place.left + value + place.right).lower()):
+                return False
+        elif _LINK_MARKS.search(near):
+            return False
+    return True
+
+
+def _joined(parts: tuple[str, ...], values: Mapping[str, str]) -> str:
+    return "".join(p if i % 2 == 0 else values[p] for i, p in enumerate(parts))
+
+
+def _shape_complete(
+    filled: FilledNotice, ctx: NoticeContext, docs: tuple[str, str] | None = None
+) -> bool:
+    """True only when the notice is provably its checked shape filled with safe values.
+
+    ``docs``: its text and HTML when already joined (proven so), else joined when needed.
+    """
+    shape, fills, notice_id = filled.shape, filled.fills, filled.notice_id
+    verdict = _verdict(filled.language, filled.subject, ctx, shape)
+    if not verdict.ok:
+        return False
+    for slot, hint in _expected_hints(ctx, verdict.plan).items():
+        if fills.get(slot) != hint:
+            return False
+        if slot not in shape.text[1::2] or slot not in shape.html[1::2]:
+            return False
+    if not _REFERENCE.fullmatch(notice_id) or fills.get("reference", notice_id) != notice_id:
+        return False
+    escaped = {slot: html_escaped(value) for slot, value in fills.items()}
+    for n, (document, values, html) in enumerate(
+        ((verdict.text, fills, False), (verdict.html, escaped, True))
+    ):
+        clean = _quick(document, values, notice_id, html)
+        if clean is None:
+            doc = docs[n] if docs is not None else _joined(document.parts, values)
+            clean = _document_clean(doc, document, values, notice_id, html)
+        if not clean:
+            return False
     return True
 
 
 def _fast_complete(notice: RenderedNotice, ctx: NoticeContext) -> bool:
-    """True only when the notice is provably its checked shape filled with safe values."""
+    """True only when the notice is provably a shape the renderer filled, and complete so."""
     built = as_built(notice)
     if built is None:
         return False
     shape, fills = built
-    verdict = _verdict(notice, ctx, shape)
-    if not verdict.ok:
-        return False
-    for slot, hint in _expected_hints(ctx, verdict.plan).items():
-        if fills.get(slot) != hint or slot not in verdict.text_slots:
-            return False
-        if slot not in verdict.html_slots:
-            return False
-    notice_id = notice.notice_id
-    if not _REFERENCE.fullmatch(notice_id) or fills.get("reference", notice_id) != notice_id:
-        return False
-    text_refs, html_refs = verdict.references
-    if notice.text.count(notice_id) != text_refs or notice.html.count(notice_id) != html_refs:
-        return False
-    escaped = {k: _html(v) for k, v in fills.items()}
-    return _slots_clean(
-        notice.text, shape.text, verdict.text_layout, fills, verdict.allowed, verdict.margin, False
-    ) and _slots_clean(
-        notice.html, shape.html, verdict.html_layout, escaped, verdict.allowed_html,
-        verdict.margin, True,
-    )  # fmt: skip
+    filled = FilledNotice(notice.notice_id, notice.language, notice.subject, shape, fills)
+    return _shape_complete(filled, ctx, (notice.text, notice.html))
 
 
 def missing_elements(notice: RenderedNotice, ctx: NoticeContext) -> list[str]:
@@ -426,5 +681,15 @@ def missing_elements(notice: RenderedNotice, ctx: NoticeContext) -> list[str]:
 def check_complete(notice: RenderedNotice, ctx: NoticeContext) -> None:
     """Raise :class:`IncompleteNoticeError` unless every element and check passes."""
     failed = missing_elements(notice, ctx)
+    if failed:
+        raise IncompleteNoticeError(notice.notice_id, failed)
+
+
+def check_filled(filled: FilledNotice, ctx: NoticeContext) -> None:
+    """:func:`check_complete` for a notice not yet joined: joined only if checked in full."""
+    if _shape_complete(filled, ctx):
+        return
+    notice = filled.rendered()
+    failed = _full_check(notice, ctx)
     if failed:
         raise IncompleteNoticeError(notice.notice_id, failed)

@@ -7,6 +7,8 @@ from dataclasses import replace
 
 import pytest
 from breach_facts import EXAMPLE_BREACH
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.errors import TerminalError
 from notify.completeness import (
@@ -238,3 +240,124 @@ def test_a_value_the_renderer_lets_through_is_still_checked(language: str) -> No
     assert notice.fills is not None and notice.fills.get("name") == "Jean www.phish"
     assert not _fast_complete(notice, ctx)
     assert missing_elements(notice, ctx) == ["no_link"]
+
+
+# --- The per-shape check of a notice not yet joined (notify.drafting's path) -------------------
+FILLING = NoticeRenderer()  # hypothesis runs many examples: one renderer, shapes checked once
+HOSTILE = [
+    "www.", "://", "href", "<a", "src=", "@", "FR76", "1234567", "06 12 34 56 78", "Opérateur",
+    "Exemple", "dpo", "3900", "\u00a0", "\u212a", "İ", " ", "-", ".", "'", "&", '"', ">", "é",
+    "a1b2c3d4e5f60718293a4b5c6d7e8f90", "CNIL", "assistance.operateur.example", "(", ")",
+]  # fmt: skip
+BREACHES = [
+    BREACH,
+    replace(BREACH, support_contact="3900 (appel gratuit)", operator_name="Télé & Co <SA>"),
+    replace(BREACH, summary_fr="Copie au 01 23 45 67 89 = fuite.", summary_en="Copied."),
+]
+
+
+def _hostile_names() -> st.SearchStrategy[str]:
+    return st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(max_size=6)), max_size=6).map(
+        "".join
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    first=st.one_of(st.none(), _hostile_names()),
+    last=st.one_of(st.none(), _hostile_names()),
+    language=st.sampled_from(["fr", "en"]),
+    matched=st.sampled_from([(K.IBAN,), (K.PHONE,), (K.EMAIL,), (K.IBAN, K.PHONE)]),
+    categories=st.lists(st.sampled_from(list(C)), min_size=1, max_size=4).map(tuple),
+    iban_hint=st.sampled_from(["FR•• •••• 0189", "FR7630006000011234567890189", "DE•• •••• ABCD"]),
+    phone_hint=st.sampled_from(["•• •• •• •• 78", "+33612345678", "06 12 34 56 00"]),
+    breach=st.sampled_from(BREACHES),
+)
+def test_the_filled_check_refuses_exactly_what_the_full_check_refuses(
+    first: str | None,
+    last: str | None,
+    language: str,
+    matched: tuple[K, ...],
+    categories: tuple[C, ...],
+    iban_hint: str,
+    phone_hint: str,
+    breach: object,
+) -> None:
+    from notify.completeness import (
+        _document_clean,
+        _full_check,
+        _quick,
+        _shape_complete,
+        _verdict,
+        check_filled,
+    )
+    from notify.render import html_escaped
+
+    ctx = replace(
+        make_ctx(language), first_name=first, last_name=last, matched_on=matched,
+        categories=categories, iban_hint=iban_hint, phone_hint=phone_hint, breach=breach,
+    )  # fmt: skip
+    filled = FILLING.fill(ctx)
+    notice = filled.rendered()
+    full = _full_check(notice, ctx)
+    if _shape_complete(filled, ctx):
+        assert full == []  # the shape path only ever skips work
+    if full:
+        with pytest.raises(IncompleteNoticeError) as caught:
+            check_filled(filled, ctx)
+        assert list(caught.value.missing) == full
+    else:
+        check_filled(filled, ctx)
+    verdict = _verdict(filled.language, filled.subject, ctx, filled.shape)
+    if verdict.ok:
+        escaped = {k: html_escaped(v) for k, v in filled.fills.items()}
+        for doc, document, values, html in (
+            (notice.text, verdict.text, filled.fills, False),
+            (notice.html, verdict.html, escaped, True),
+        ):
+            quick = _quick(document, values, filled.notice_id, html)
+            exact = _document_clean(doc, document, values, filled.notice_id, html)
+            assert quick is None or quick == exact  # judged from the values alone, or not at all
+
+
+def test_a_filled_shape_missing_a_section_is_refused() -> None:
+    from notify.completeness import check_filled
+    from notify.render import FilledNotice, NoticeShape
+
+    ctx = make_ctx()
+    filled = FILLING.fill(ctx)
+    shape = filled.shape
+    # The same words without the consequences section in the text (it is all literal words).
+    text = list(shape.text)
+    for i in range(0, len(text), 2):
+        text[i] = drop_text_section(text[i], 3)
+    broken = FilledNotice(
+        filled.notice_id, filled.language, filled.subject,
+        NoticeShape(shape.key, tuple(text), shape.html), filled.fills,
+    )  # fmt: skip
+    with pytest.raises(IncompleteNoticeError) as caught:
+        check_filled(broken, ctx)
+    assert "consequences" in caught.value.missing
+
+
+def test_a_per_customer_defect_is_caught_on_the_filled_path() -> None:
+    from notify.completeness import check_filled
+    from notify.render import FilledNotice
+
+    ctx = make_ctx()
+    filled = FILLING.fill(ctx)
+    check_filled(filled, ctx)  # the shape is now checked and kept
+    leaked = FilledNotice(
+        filled.notice_id, filled.language, filled.subject, filled.shape,
+        {**filled.fills, "name": "Marie 0612345678"},
+    )  # fmt: skip
+    with pytest.raises(IncompleteNoticeError) as caught:
+        check_filled(leaked, ctx)
+    assert caught.value.missing == ("no_full_identifier",)
+    with pytest.raises(IncompleteNoticeError) as caught:
+        check_filled(filled, replace(ctx, iban_hint="FR•• •••• 9999"))
+    assert "iban_hint" in caught.value.missing
+    values = {"name": "x"}
+    kept = FilledNotice(filled.notice_id, "fr", filled.subject, filled.shape, values)
+    values["name"] = "0612345678"  # a copy was kept: what is checked is what is written
+    assert kept.fills["name"] == "x"
