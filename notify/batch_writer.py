@@ -75,9 +75,11 @@ def write_batch(folder: int, files: Sequence[tuple[str, bytes | memoryview]]) ->
             fd = os.open(tmp, flags, 0o600, dir_fd=folder)
             temporaries.append(tmp)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                written = os.write(fd, data)
+                if written < len(data):  # a short write: the rest, as often as it takes
+                    view = memoryview(data)[written:]
+                    while view:
+                        view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
         step = 1

@@ -22,18 +22,17 @@ from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 
-from markupsafe import escape
-
 from core.errors import TerminalError
 from notify import batch_writer
 from notify.batch_writer import BatchError, write_batch
-from notify.render import NoticeShape, RenderedNotice, as_built
+from notify.render import FilledNotice, NoticeShape, RenderedNotice, as_built, html_escaped
 
 __all__ = [
     "EmlFile",
     "OutboxWriteError",
     "OutboxWriter",
     "UnsafeHeaderError",
+    "build_eml",
     "build_emls",
     "write_durably",
     "write_eml",
@@ -105,7 +104,7 @@ _BOUNDARY = f"=_leakwatch_{secrets.token_hex(12)}".encode("ascii")
 _PART = b'Content-Type: text/%s; charset="utf-8"\nContent-Transfer-Encoding: quoted-printable\n\n'
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _Head:
     """The header lines every notice of one sender and subject shares, already folded."""
 
@@ -149,100 +148,167 @@ def _qp(body: str) -> bytes:
     return binascii.b2a_qp(data, istext=True)
 
 
-# A body of one shape, quoted-printable: each line without a slot encoded once per shape (the
-# encoding is line-local: a hard line break resets it), lines with a slot encoded per notice.
-_Skeleton = tuple[bytes | tuple[str, ...], ...]
+# A notice's .eml is its shape's .eml with the recipient, the date, the notice id and the body
+# lines that hold a value filled in. Quoted-printable is line-local: a body encodes to the
+# encodings of its lines, each as it is when a line break follows it (a soft break never
+# crosses a hard one; white space at a line's end is judged against the break after it). So a
+# line, or run of whole lines, encodes on its own to the very bytes it has in the body: the
+# lines without a value are encoded once per shape, and only a notice's value lines per notice.
+# A value line's words before its first value encode as they do on their own up to the last
+# soft break decided by them alone (the encoder looks one byte ahead, and a soft break leaves
+# it as at the start of a line): that head is encoded once too, the rest of the line per notice.
 _MARKED = re.compile("\ue000([a-z_]+)\ue001")
-_skeletons: dict[NoticeShape, tuple[_Skeleton | None, _Skeleton | None]] = {}
+_SKELETONS_MAX = 1024
 
 
-def _skeleton(parts: tuple[str, ...]) -> _Skeleton | None:
+@dataclass(frozen=True, slots=True)
+class _Skeleton:
+    """One shape's ``.eml`` for one sender and subject, with gaps for what each notice adds.
+
+    ``parts`` is the whole file, its odd items gaps: the recipient, the date, the notice id
+    (twice), then each value line encoded with its line break. ``text_lines`` and
+    ``html_lines`` are the bodies' value lines as ``%(slot)s`` templates, each with its break.
+    """
+
+    parts: list[bytes]
+    text_lines: str
+    html_lines: str
+    lines: int
+
+
+_skeletons: dict[tuple[NoticeShape, _Head], _Skeleton | None] = {}
+
+
+@lru_cache(maxsize=2048)
+def _encoded_run(lines: str) -> bytes:
+    """Whole lines (each with its break), quoted-printable; shapes share most of their runs."""
+    return binascii.b2a_qp(lines.encode("utf-8"), istext=True)
+
+
+@lru_cache(maxsize=1024)
+def _encoded_head(words: str) -> tuple[bytes, int]:
+    """The encoding of ``words`` up to their last soft break that the rest of a line cannot
+    move, and how many characters of ``words`` it covers (0: no such break)."""
+    data = words.encode("utf-8")
+    encoded = binascii.b2a_qp(data, istext=True)
+    cut, consumed, head, pos = 0, 0, b"", 0
+    while pos < len(encoded):
+        if encoded[pos : pos + 2] == b"=\n":
+            # Decided by the byte after it and the one after that, both still in the words; and
+            # a character starts there, so the words can be cut there.
+            if consumed <= len(data) - 2 and (data[consumed] & 0xC0) != 0x80:
+                cut, head = consumed, encoded[: pos + 2]
+            pos += 2
+        else:
+            pos += 3 if encoded[pos] == ord("=") else 1
+            consumed += 1
+    return head, len(data[:cut].decode("utf-8"))
+
+
+def _body_skeleton(parts: tuple[str, ...]) -> tuple[list[bytes], list[str]] | None:
+    """A body's runs of lines without a value, encoded, around its value lines as templates.
+
+    None when the generic path would first normalise the body (a CR, no final line break).
+    """
     literals = parts[0::2]
     if any("\r" in p or "\ue000" in p or "\ue001" in p for p in literals):
         return None
     if not literals[-1].endswith("\n"):
         return None
     marked = "".join(p if i % 2 == 0 else f"\ue000{p}\ue001" for i, p in enumerate(parts))
-    items: list[bytes | tuple[str, ...]] = []
-    static: list[bytes] = []
-    for line in marked.split("\n"):
-        if "\ue000" in line:
-            if static:
-                items.append(b"\n".join(static))
-                static = []
-            items.append(tuple(_MARKED.split(line)))
-        else:
-            static.append(binascii.b2a_qp(line.encode("utf-8"), istext=True))
-    if static:
-        items.append(b"\n".join(static))
-    return tuple(items)
+    runs: list[bytes] = []
+    value_lines: list[str] = []
+    run: list[str] = []
+    for line in marked[:-1].split("\n"):
+        if "\ue000" not in line:
+            run.append(line)
+            continue
+        pieces = _MARKED.split(line)
+        head, cut = _encoded_head(pieces[0])
+        pieces[0] = pieces[0][cut:]
+        runs.append(_encoded_run("".join(f"{text}\n" for text in run)) + head)
+        run = []
+        value_lines.append(
+            "".join(
+                p.replace("%", "%%") if i % 2 == 0 else f"%({p})s" for i, p in enumerate(pieces)
+            )
+            + "\n"
+        )
+    runs.append(_encoded_run("".join(f"{text}\n" for text in run)))
+    return runs, value_lines
 
 
-def _skeletons_of(shape: NoticeShape) -> tuple[_Skeleton | None, _Skeleton | None]:
-    found = _skeletons.get(shape)
-    if found is None:
-        if len(_skeletons) >= 1024:
-            _skeletons.clear()
-        found = _skeletons[shape] = (_skeleton(shape.text), _skeleton(shape.html))
+def _skeleton(shape: NoticeShape, head: _Head) -> _Skeleton | None:
+    text = _body_skeleton(shape.text)
+    html = _body_skeleton(shape.html)
+    if text is None or html is None:
+        return None
+    # NUL marks the gaps: no header we write and no quoted-printable line can hold one.
+    gap = b"\0"
+    whole = _envelope(head, gap, gap, gap, gap.join(text[0]), gap.join(html[0]))
+    lines = len(text[1]) + len(html[1])
+    chunks = whole.split(gap)
+    if len(chunks) != lines + 5:
+        return None
+    parts = [gap] * (2 * len(chunks) - 1)
+    parts[0::2] = chunks
+    return _Skeleton(parts, "".join(text[1]), "".join(html[1]), lines)
+
+
+def _skeleton_of(shape: NoticeShape, head: _Head) -> _Skeleton | None:
+    key = (shape, head)
+    if key in _skeletons:
+        return _skeletons[key]
+    if len(_skeletons) >= _SKELETONS_MAX:
+        _skeletons.clear()
+    found = _skeletons[key] = _skeleton(shape, head)
     return found
 
 
-@lru_cache(maxsize=4096)
-def _escaped(value: str) -> str:
-    return str(escape(value))
+def _from_skeleton(
+    shape: NoticeShape,
+    fills: Mapping[str, str],
+    notice_id: bytes,
+    to: bytes,
+    head: _Head,
+    date: bytes,
+) -> bytes | None:
+    """The notice's .eml from its shape's skeleton, or None if the generic path must decide."""
+    skeleton = _skeleton_of(shape, head)
+    if skeleton is None:
+        return None
+    escaped = {slot: html_escaped(value) for slot, value in fills.items()}
+    lines = skeleton.text_lines % fills + skeleton.html_lines % escaped
+    if "\r" in lines:
+        return None  # the generic path turns a CR into a line break
+    # bytes.splitlines breaks at LF and CR only, and there is no CR.
+    split = lines.encode("utf-8").splitlines(keepends=True)
+    if len(split) != skeleton.lines:
+        return None  # a value held a line break
+    out = skeleton.parts.copy()
+    out[1::2] = [
+        to,
+        date,
+        notice_id,
+        notice_id,
+        *[binascii.b2a_qp(line, istext=True) for line in split],
+    ]
+    return b"".join(out)
 
 
-def _qp_filled(skeleton: _Skeleton, fills: Mapping[str, str], escaped: bool) -> bytes:
-    out: list[bytes] = []
-    for item in skeleton:
-        if isinstance(item, bytes):
-            out.append(item)
-            continue
-        line = "".join(
-            p if i % 2 == 0 else (_escaped(fills[p]) if escaped else fills[p])
-            for i, p in enumerate(item)
-        )
-        out.append(binascii.b2a_qp(line.encode("utf-8"), istext=True))
-    return b"\n".join(out)
-
-
-def _bodies(notice: RenderedNotice) -> tuple[bytes, bytes]:
-    """Both bodies encoded: from the shape's skeleton when the notice is provably that shape."""
-    built = as_built(notice)
-    if built is not None:
-        shape, fills = built
-        text_skeleton, html_skeleton = _skeletons_of(shape)
-        if (
-            text_skeleton is not None
-            and html_skeleton is not None
-            and not any("\r" in v for v in fills.values())
-        ):
-            return _qp_filled(text_skeleton, fills, False), _qp_filled(html_skeleton, fills, True)
-    return _qp(notice.text), _qp(notice.html)
-
-
-def _eml_bytes(notice: RenderedNotice, to: str, sender: str, date: datetime) -> bytes:
-    """The ``.eml`` of one notice; raises :class:`UnsafeHeaderError` before anything is built."""
-    notice_id = notice.notice_id
-    if not _NOTICE_ID.fullmatch(notice_id):
-        raise UnsafeHeaderError(notice_id, "notice id: unsafe for a file name or header")
-    head = _head(notice_id, sender, notice.subject)
-    if len(to) > _PLAIN_MAX or not _PLAIN_ADDRESS.fullmatch(to):
-        # Display names, non-ASCII, anything to fold or refuse: the email package decides.
-        to_address = _address(notice_id, "To", to)
-        sender_address = _address(notice_id, "From", sender)
-        # LF line ends, as mail tools on this system write .eml files; relays convert to CRLF.
-        return _message(notice, to_address, sender_address, date).as_bytes(policy=default)
+def _envelope(
+    head: _Head, to: bytes, date: bytes, notice_id: bytes, text: bytes, html: bytes
+) -> bytes:
+    """Headers and both parts around bodies already encoded (each ending with a line break)."""
     b = _BOUNDARY
-    text, html = _bodies(notice)
     return b"".join(
         (
             head.sender,
-            b"To: %s\n" % to.encode("ascii"),
+            b"To: %s\n" % to,
             head.subject,
-            b"Date: %s\n" % _date_header(date),
-            b"Message-ID: <%s@%s>\n" % (notice_id.encode(), head.domain.encode("ascii")),
-            b"X-Leakwatch-Notice-Id: %s\n" % notice_id.encode(),
+            b"Date: %s\n" % date,
+            b"Message-ID: <%s@%s>\n" % (notice_id, head.domain.encode("ascii")),
+            b"X-Leakwatch-Notice-Id: %s\n" % notice_id,
             b'MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary="%s"\n\n' % b,
             b"--%s\n" % b,
             _PART % b"plain",
@@ -255,13 +321,40 @@ def _eml_bytes(notice: RenderedNotice, to: str, sender: str, date: datetime) -> 
     )
 
 
+def _eml_bytes(
+    notice: RenderedNotice | FilledNotice, to: str, sender: str, date: datetime, date_header: bytes
+) -> bytes:
+    """The ``.eml`` of one notice; raises :class:`UnsafeHeaderError` before anything is built.
+
+    Built from its shape's skeleton when it is provably that shape filled (a notice not yet
+    joined is, by definition); otherwise from its text and HTML.
+    """
+    notice_id = notice.notice_id
+    if not _NOTICE_ID.fullmatch(notice_id):
+        raise UnsafeHeaderError(notice_id, "notice id: unsafe for a file name or header")
+    head = _head(notice_id, sender, notice.subject)
+    if len(to) > _PLAIN_MAX or not _PLAIN_ADDRESS.fullmatch(to):
+        # Display names, non-ASCII, anything to fold or refuse: the email package decides.
+        to_address = _address(notice_id, "To", to)
+        sender_address = _address(notice_id, "From", sender)
+        rendered = notice if isinstance(notice, RenderedNotice) else notice.rendered()
+        # LF line ends, as mail tools on this system write .eml files; relays convert to CRLF.
+        return _message(rendered, to_address, sender_address, date).as_bytes(policy=default)
+    to_bytes = to.encode("ascii")
+    id_bytes = notice_id.encode("ascii")
+    built = as_built(notice) if isinstance(notice, RenderedNotice) else (notice.shape, notice.fills)
+    if built is not None:
+        fast = _from_skeleton(built[0], built[1], id_bytes, to_bytes, head, date_header)
+        if fast is not None:
+            return fast
+    rendered = notice if isinstance(notice, RenderedNotice) else notice.rendered()
+    return _envelope(head, to_bytes, date_header, id_bytes, _qp(rendered.text), _qp(rendered.html))
+
+
 @lru_cache(maxsize=16)
-def _date_header_at(moment: datetime) -> bytes:
-    return format_datetime(moment).encode("ascii")
-
-
 def _date_header(moment: datetime) -> bytes:
-    return _date_header_at(moment.replace(microsecond=0))
+    """The Date header's value (to the second): the same for a whole batch, made once."""
+    return format_datetime(moment.replace(microsecond=0)).encode("ascii")
 
 
 class OutboxWriteError(TerminalError):
@@ -288,19 +381,27 @@ class EmlFile:
     data: bytes
 
 
+def build_eml(
+    notice: RenderedNotice | FilledNotice, to: str, *, sender: str, date: datetime
+) -> bytes:
+    """The ``.eml`` bytes of one notice to ``to``; raises :class:`UnsafeHeaderError`."""
+    return _eml_bytes(notice, to, sender, date, _date_header(date))
+
+
 def build_emls(
     outbox: Path,
-    items: Sequence[tuple[RenderedNotice, str]],
+    items: Sequence[tuple[RenderedNotice | FilledNotice, str]],
     *,
     sender: str,
     date: datetime | None = None,
 ) -> list[EmlFile | UnsafeHeaderError]:
     """Build the ``.eml`` of each ``(notice, recipient)``, or the error that refused it."""
     when = date or datetime.now(UTC)
+    date_header = _date_header(when)
     answers: list[EmlFile | UnsafeHeaderError] = []
     for notice, to in items:
         try:
-            data = _eml_bytes(notice, to, sender, when)
+            data = _eml_bytes(notice, to, sender, when, date_header)
         except UnsafeHeaderError as exc:
             answers.append(exc)
             continue
