@@ -10,10 +10,9 @@ from pathlib import Path
 from core.settings import Settings
 from flows.context import open_store
 from matching.ledger import notice_rows, plan_notices
-from notify.completeness import check_complete
-from notify.outbox import EmlFile, OutboxWriter, build_emls
-from notify.plan import breach_facts, contexts
-from notify.render import NoticeRenderer, RenderedNotice
+from notify.drafting import draft_into_outbox
+from notify.plan import breach_facts
+from notify.render import NoticeRenderer
 
 __all__ = ["NoticesResult", "render_notices"]
 
@@ -28,25 +27,13 @@ class NoticesResult:
         return self.notices / self.seconds if self.seconds > 0 else 0.0
 
 
-BATCH = 1000  # notices made durable together, as the outbox sender does per send batch
-
-
-def _built(outbox: Path, batch: list[tuple[RenderedNotice, str]], sender: str) -> list[EmlFile]:
-    """Build and empty ``batch``; every notice must build (the bench has no bad address)."""
-    built = build_emls(outbox, batch, sender=sender)
-    batch.clear()
-    files = [f for f in built if isinstance(f, EmlFile)]
-    if len(files) != len(built):
-        raise next(f for f in built if not isinstance(f, EmlFile))
-    return files
-
-
 def render_notices(settings: Settings, breach_id: str, outbox: Path, cap: int) -> NoticesResult:
     """Plan notices, then time rendering, checking and writing at most ``cap`` of them as .eml.
 
-    Counted when durable on disk. A child process writes one batch (system calls, durability)
-    while this one renders the next: the two cores work at once, as in a real run's outbox
-    step across send batches. The child's start is inside the timed part.
+    Counted when durable on disk. Worker processes (one per core, and one more) each render,
+    check, build and write their share in batches, as a real run's outbox step does per send
+    batch. Everything from the rows handed over to the last durable file is timed, the
+    workers' start included.
     """
     with open_store(settings) as store:
         plan_notices(store, breach_id)
@@ -56,14 +43,15 @@ def render_notices(settings: Settings, breach_id: str, outbox: Path, cap: int) -
     outbox.mkdir(parents=True, exist_ok=True)
     renderer = NoticeRenderer()
     started = time.perf_counter()
-    batch: list[tuple[RenderedNotice, str]] = []
-    with OutboxWriter(outbox) as writer:
-        for ctx in contexts(rows.iter_rows(named=True), facts):
-            assert ctx.email is not None
-            notice = renderer.render(ctx)
-            check_complete(notice, ctx)
-            batch.append((notice, ctx.email))
-            if len(batch) >= BATCH:
-                writer.submit(_built(outbox, batch, settings.sender_email))
-        writer.submit(_built(outbox, batch, settings.sender_email))
-    return NoticesResult(writer.durable, time.perf_counter() - started)
+    drafted = draft_into_outbox(
+        rows.to_dict(as_series=False),
+        facts,
+        outbox,
+        sender=settings.sender_email,
+        renderer=renderer,
+    )
+    seconds = time.perf_counter() - started
+    if drafted.refused:  # the bench has no bad address and no incomplete notice
+        first = drafted.refused[0]
+        raise SystemExit(f"bench: notice {first.notice_id} refused: {first.reason}")
+    return NoticesResult(drafted.durable, seconds)

@@ -1,0 +1,230 @@
+"""Drafting notices into the local outbox on every core: worker processes render, check, write.
+
+Each worker takes a share of the ledger rows and does for it what the outbox sender does for a
+batch: fill each notice's shape, refuse any notice that is not complete (art. 34(2)), build
+its ``.eml`` and write the batch durably (:func:`notify.batch_writer.write_batch`); only then
+does it report the batch's count, so :attr:`Drafted.durable` counts files on disk and nothing
+else. The files are byte for byte what :func:`notify.outbox.write_emls` writes.
+
+Workers are forked from the caller once its rows are loaded: they start in milliseconds with
+the caller's modules, renderer and rows, and use neither the caller's store nor its thread
+pools. Nothing personal crosses back: counts, notice ids and reasons only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import multiprocessing
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from core.errors import TerminalError
+from notify.batch_writer import BatchError, write_batch
+from notify.completeness import IncompleteNoticeError, check_filled
+from notify.outbox import UnsafeHeaderError, build_eml
+from notify.plan import column_contexts
+from notify.render import LANGUAGES, FilledNotice, NoticeRenderer, wording
+from schemas.models import BreachFacts
+
+__all__ = ["BATCH", "DraftError", "Drafted", "Refusal", "draft_into_outbox", "shares"]
+
+BATCH = 1000  # notices made durable together, as the outbox sender does per send batch
+# Rows that share these values share their notices' words (up to the name and hints present).
+_SHAPE_COLUMNS = ("language", "risk", "matched_on", "categories")
+
+
+class DraftError(TerminalError):
+    """A worker could not finish its share; names the step and the error, never a value."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A notice not drafted: its id and the reason, never a value."""
+
+    notice_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Drafted:
+    """What the workers wrote, durable, into the outbox, and the notices they refused."""
+
+    durable: int
+    refused: tuple[Refusal, ...]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every worker is given, besides its share of the rows."""
+
+    columns: Mapping[str, Sequence[Any]]
+    breach: BreachFacts
+    outbox: Path
+    sender: str
+    renderer: NoticeRenderer
+    batch_size: int
+    date: datetime | None  # None: the time each batch is built
+
+
+def _default_workers() -> int:
+    """One worker more than the cores we may run on: while one waits for the disk (its batch's
+    ``syncfs``), the others keep the cores busy."""
+    return len(os.sched_getaffinity(0)) + 1
+
+
+def shares(columns: Mapping[str, Sequence[Any]], workers: int) -> list[list[int]]:
+    """Row indexes per worker, in ledger order; rows of one kind go together where they can.
+
+    A worker renders, checks and encodes each shape once: giving it whole groups of rows of
+    one kind (language, risk, exposure) spares the others that work. Groups are cut into
+    pieces small enough to balance the workers, then dealt largest first to the least loaded.
+    """
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, key in enumerate(zip(*(columns[c] for c in _SHAPE_COLUMNS), strict=True)):
+        groups.setdefault(key, []).append(i)
+    rows = sum(map(len, groups.values()))
+    piece = max(1, math.ceil(rows / (4 * workers)))
+    pieces = [g[i : i + piece] for g in groups.values() for i in range(0, len(g), piece)]
+    dealt: list[list[int]] = [[] for _ in range(workers)]
+    for part in sorted(pieces, key=len, reverse=True):
+        min(dealt, key=len).extend(part)
+    return [sorted(share) for share in dealt if share]
+
+
+class _Batch:
+    """One worker's notices on their way to disk, and the refusals since its last report."""
+
+    def __init__(self, job: _Job, folder: int, report: Connection) -> None:
+        self.job = job
+        self.folder = folder
+        self.report = report
+        self.items: list[tuple[FilledNotice, str]] = []
+        self.refused: list[Refusal] = []
+
+    def flush(self) -> None:
+        """Build and write the batch durably, then report its count and refusals."""
+        sender, date = self.job.sender, self.job.date or datetime.now(UTC)
+        files: list[tuple[str, bytes]] = []
+        for notice, to in self.items:
+            try:
+                data = build_eml(notice, to, sender=sender, date=date)
+            except UnsafeHeaderError as exc:
+                self.refused.append(Refusal(exc.notice_id, exc.reason))
+                continue
+            files.append((f"{notice.notice_id}.eml", data))
+        write_batch(self.folder, files)
+        self.report.send(("durable", len(files), self.refused))
+        self.items = []
+        self.refused = []
+
+
+def _draft_share(report: Connection, job: _Job, indexes: Sequence[int]) -> None:
+    """A worker's whole life: its rows as notices, a report per durable batch, then "done"."""
+    folder = -1
+    try:
+        folder = os.open(job.outbox, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        batch = _Batch(job, folder, report)
+        for ctx in column_contexts(job.columns, indexes, job.breach):
+            if ctx.email is None:
+                batch.refused.append(Refusal(ctx.notice_id, "no e-mail address"))
+                continue
+            notice = job.renderer.fill(ctx)
+            try:
+                check_filled(notice, ctx)
+            except IncompleteNoticeError as exc:
+                missing = ", ".join(exc.missing)
+                batch.refused.append(Refusal(exc.notice_id, f"incomplete: {missing}"))
+                continue
+            batch.items.append((notice, ctx.email))
+            if len(batch.items) >= job.batch_size:
+                batch.flush()
+        batch.flush()
+        report.send(("done",))
+    except BatchError as exc:
+        report.send(("failed", f"{exc.strerror} (errno {exc.errno})"))
+    except Exception as exc:  # reported by its type only: a message may hold a value
+        report.send(("failed", f"worker stopped on {type(exc).__name__}"))
+    finally:
+        if folder >= 0:
+            os.close(folder)
+        report.close()
+
+
+def draft_into_outbox(
+    columns: Mapping[str, Sequence[Any]],
+    breach: BreachFacts,
+    outbox: Path,
+    *,
+    sender: str,
+    renderer: NoticeRenderer | None = None,
+    workers: int | None = None,
+    batch_size: int = BATCH,
+    date: datetime | None = None,
+) -> Drafted:
+    """Draft one notice per ledger row into ``outbox/<notice_id>.eml``, on every core.
+
+    ``columns``: the rows of ``matching.ledger.notice_rows`` by column (``to_dict()`` of its
+    frame). ``date``: the Date header, else the time each batch is built. Returns once every
+    worker has ended; :attr:`Drafted.durable` counts only files made durable. Raises
+    :class:`DraftError` if a worker could not finish its share (the files it reported stay
+    durable; a batch cut short leaves hidden temporaries at most, never a partial notice).
+    """
+    outbox.mkdir(parents=True, exist_ok=True)
+    indexes = shares(columns, workers or _default_workers())
+    if not indexes:
+        return Drafted(0, ())
+    job = _Job(columns, breach, outbox, sender, renderer or NoticeRenderer(), batch_size, date)
+    for language in LANGUAGES:
+        wording(language)  # the words the check reads, compiled once here, not once per worker
+    fork = multiprocessing.get_context("fork")
+    reports: list[Connection] = []
+    processes = []
+    # The workers' collectors leave the objects they inherit alone: no copy of those pages.
+    gc.freeze()
+    try:
+        for share in indexes:
+            receive, send = fork.Pipe(duplex=False)
+            process = fork.Process(target=_draft_share, args=(send, job, share), daemon=True)
+            process.start()
+            send.close()
+            reports.append(receive)
+            processes.append(process)
+    finally:
+        gc.unfreeze()
+    durable = 0
+    refused: list[Refusal] = []
+    failures: list[str] = []
+    try:
+        pending = set(reports)
+        while pending:
+            for ready in wait(list(pending)):
+                assert isinstance(ready, Connection)
+                try:
+                    message = ready.recv()
+                except EOFError:
+                    failures.append("a worker ended before finishing its share")
+                    pending.discard(ready)
+                    continue
+                if message[0] == "durable":
+                    durable += message[1]
+                    refused += message[2]
+                    continue
+                if message[0] == "failed":
+                    failures.append(message[1])
+                pending.discard(ready)
+    finally:
+        for process in processes:
+            process.join()
+        for receive in reports:
+            with contextlib.suppress(OSError):
+                receive.close()
+    if failures:
+        raise DraftError(f"outbox drafting: {failures[0]} ({durable} notices durable)")
+    return Drafted(durable, tuple(refused))

@@ -1,0 +1,192 @@
+"""Drafting on every core: the same bytes as the one-process path, refusals named, counts durable."""
+
+from __future__ import annotations
+
+import email
+import itertools
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+from typing import Any
+
+import pytest
+from breach_facts import EXAMPLE_BREACH
+
+from core.errors import TerminalError
+from notify.completeness import IncompleteNoticeError, check_complete, check_filled
+from notify.drafting import DraftError, draft_into_outbox, shares
+from notify.outbox import EmlFile, build_emls
+from notify.plan import contexts
+from notify.render import NoticeRenderer
+from schemas.vocab import Category
+
+SENDER = "Opérateur Exemple <securite@operateur.example>"
+WHEN = datetime(2026, 1, 15, 8, 0, 7, tzinfo=UTC)
+NAMES = [
+    ("Zoé", "Lefèvre-Dupré"),
+    ("Marie", "O'Hara <b>"),
+    ('"Jo"', "Smith & Co %s %(name)s"),
+    ("Ægir", "Øster = Ünal"),
+    (None, None),
+    ("Anne-Sophie", "de La Tour d'Auvergne et de Saint-Exupéry-Montmorency-Laval"),
+    ("Ana\u00a0Maria", "Ôtéa\u2028"),
+]
+MATCHED = ["email", "iban", "phone", "iban;phone", "email;iban;phone"]
+CATEGORIES = ["name", "email;name", "iban;name;phone", ";".join(sorted(c.value for c in Category))]
+IBAN_HINTS = ["FR•• •••• 0189", "FR7630006000011234567890189", None]
+PHONE_HINTS = ["•• •• •• •• 78", "+33612345678", None]
+FIELDS = (
+    "notice_id", "customer_id", "channel", "state", "language", "first_name", "last_name",
+    "email", "matched_on", "categories", "risk", "iban_hint", "phone_hint",
+)  # fmt: skip
+
+
+def _rows(n: int) -> list[dict[str, Any]]:
+    """Ledger rows as ``notice_rows`` gives them, every mix of the lists above in turn."""
+    mixes = itertools.cycle(
+        itertools.product(["fr", "en", None], MATCHED, CATEGORIES, ["low", "medium", "high"])
+    )
+    rows = []
+    for i in range(n):
+        language, matched, categories, risk = next(mixes)
+        first, last = NAMES[i % len(NAMES)]
+        rows.append(
+            {
+                "notice_id": f"{i:032x}",
+                "customer_id": f"C{i:06d}",
+                "channel": "email",
+                "state": "planned",
+                "language": language,
+                "first_name": first,
+                "last_name": last,
+                "email": f"client{i}@example.org",
+                "matched_on": matched,
+                "categories": categories,
+                "risk": risk,
+                "iban_hint": IBAN_HINTS[i % 3],
+                "phone_hint": PHONE_HINTS[i % 3],
+            }
+        )
+    return rows
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {field: [row[field] for row in rows] for field in FIELDS}
+
+
+def _reference(outbox: Path, rows: list[dict[str, Any]]) -> dict[str, bytes]:
+    """What the one-process path writes for each row that makes a complete notice."""
+    renderer = NoticeRenderer()
+    items = []
+    for ctx in contexts(rows, EXAMPLE_BREACH):
+        notice = renderer.render(ctx)
+        check_complete(notice, ctx)
+        assert ctx.email is not None
+        items.append((notice, ctx.email))
+    built = build_emls(outbox, items, sender=SENDER, date=WHEN)
+    return {f.path.name: f.data for f in built if isinstance(f, EmlFile)}
+
+
+def test_the_workers_write_the_one_process_paths_bytes(tmp_path: Path) -> None:
+    rows = _rows(240)
+    outbox = tmp_path / "outbox"
+    drafted = draft_into_outbox(
+        _columns(rows), EXAMPLE_BREACH, outbox, sender=SENDER, workers=3, batch_size=17, date=WHEN
+    )
+    assert drafted.durable == len(rows) and drafted.refused == ()
+    want = _reference(tmp_path / "reference", rows)
+    written = {p.name: p.read_bytes() for p in outbox.iterdir()}
+    assert written == want  # every file, byte for byte, and nothing else (no temporary left)
+    for data in written.values():
+        msg = email.message_from_bytes(data, policy=default)
+        assert isinstance(msg, EmailMessage) and msg.get_content_type() == "multipart/alternative"
+
+
+def test_refused_notices_are_named_not_written_nor_counted(tmp_path: Path) -> None:
+    rows = _rows(30)
+    rows[3]["email"] = None
+    rows[4]["email"] = "client4@example.org\nBcc: attacker@evil.example"
+    rows[5]["first_name"], rows[5]["last_name"] = "Jean", "www.phish"  # the renderer keeps it
+    rows[6]["email"] = "Marie <client6@example.org>"  # a display name: the email package path
+    outbox = tmp_path / "outbox"
+    drafted = draft_into_outbox(
+        _columns(rows), EXAMPLE_BREACH, outbox, sender=SENDER, workers=2, batch_size=4, date=WHEN
+    )
+    reasons = {r.notice_id: r.reason for r in drafted.refused}
+    assert reasons == {
+        f"{3:032x}": "no e-mail address",
+        f"{4:032x}": "To: line break or control character refused",
+        f"{5:032x}": "incomplete: no_link",
+    }
+    assert drafted.durable == len(rows) - 3
+    assert sorted(p.stem for p in outbox.iterdir()) == sorted(
+        row["notice_id"] for row in rows if row["notice_id"] not in reasons
+    )
+    for reason in reasons.values():
+        assert "evil" not in reason and "phish" not in reason and "client" not in reason
+
+
+def test_a_worker_that_cannot_write_stops_the_run_without_a_value(tmp_path: Path) -> None:
+    rows = _rows(40)
+    outbox = tmp_path / "outbox"
+    (outbox / f"{7:032x}.eml").mkdir(parents=True)  # a folder where a notice must go
+    with pytest.raises(DraftError) as caught:
+        draft_into_outbox(
+            _columns(rows), EXAMPLE_BREACH, outbox, sender=SENDER, workers=2, batch_size=5
+        )
+    assert isinstance(caught.value, TerminalError)
+    message = str(caught.value)
+    assert "rename" in message and f"{7:032x}" not in message and "client" not in message
+    # Whatever was written is whole: every .eml parses to both parts, no temporary is left.
+    for path in outbox.iterdir():
+        if path.is_dir():
+            continue
+        assert path.suffix == ".eml"
+        msg = email.message_from_bytes(path.read_bytes(), policy=default)
+        assert isinstance(msg, EmailMessage)
+        assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_no_rows_draft_nothing(tmp_path: Path) -> None:
+    drafted = draft_into_outbox(
+        {field: [] for field in FIELDS}, EXAMPLE_BREACH, tmp_path, sender=SENDER
+    )
+    assert drafted.durable == 0 and drafted.refused == ()
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 8])
+def test_shares_deal_every_row_once_kinds_together_balanced(workers: int) -> None:
+    rows = _rows(500) + [dict(_rows(1)[0], notice_id=f"x{i}") for i in range(300)]  # one big kind
+    columns = _columns(rows)
+    dealt = shares(columns, workers)
+    assert sorted(i for share in dealt for i in share) == list(range(len(rows)))
+    assert all(share == sorted(share) for share in dealt)
+    sizes = [len(share) for share in dealt]
+    assert len(dealt) == min(workers, len(rows)) and max(sizes) - min(sizes) <= len(rows) / 4
+    kinds: list[set[tuple[Any, ...]]] = [set() for _ in dealt]
+    for k, share in enumerate(dealt):
+        for i in share:
+            kinds[k].add(tuple(columns[c][i] for c in ("language", "risk", "matched_on")))
+    # Kinds are dealt whole unless cut to balance: far fewer than one per row per worker.
+    assert sum(map(len, kinds)) < len(rows) / 2
+
+
+def test_incomplete_shape_is_refused_by_the_filled_check() -> None:
+    """The filled path refuses what check_complete refuses (here: a value forming a link)."""
+    rows = _rows(1)
+    rows[0]["last_name"] = "www.phish"
+    (ctx,) = contexts(rows, EXAMPLE_BREACH)
+    with pytest.raises(IncompleteNoticeError) as caught:
+        check_filled(NoticeRenderer().fill(ctx), ctx)
+    assert caught.value.missing == ("no_link",)
+
+
+def test_column_contexts_are_the_row_contexts() -> None:
+    from notify.plan import column_contexts
+
+    rows = _rows(60)
+    picked = [5, 0, 59, 17]
+    assert list(column_contexts(_columns(rows), picked, EXAMPLE_BREACH)) == list(
+        contexts([rows[i] for i in picked], EXAMPLE_BREACH)
+    )
