@@ -12,6 +12,10 @@ Order of a run (README, "Sending exactly once"):
    in one transaction (``accepted`` with SendGrid's message id, ``failed``, ``ambiguous``, or
    back to ``planned`` when nothing went out).
 
+Drafting to the local outbox sends nothing, and rewriting a draft is harmless: its batches run
+on every core (:func:`notify.drafting.draft_into_outbox`), and each chunk's notices are recorded
+``drafted`` only once all of its files are durable (after a crash, a re-run drafts them again).
+
 A notice is picked up only from ``planned`` or ``drafted``, so a re-run sends nothing already
 accepted or later.
 """
@@ -23,6 +27,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+import polars as pl
+
 from core import crash
 from core.errors import TerminalError
 from matching import ledger
@@ -30,15 +36,18 @@ from matching.breaches import require_confirmed
 from matching.store import Store
 from notify.completeness import IncompleteNoticeError, check_complete
 from notify.delivery import PRE_SEND
+from notify.drafting import DraftError, draft_into_outbox
 from notify.plan import contexts
 from notify.proof import resolve_unresolved
 from notify.render import NoticeRenderer
-from notify.senders import Outcome, OutgoingNotice, Sender
+from notify.senders import OutboxSender, Outcome, OutgoingNotice, Sender
 from schemas.models import BreachFacts
 
 __all__ = ["AmbiguousNoticesError", "SendReport", "prepare", "send_notices"]
 
 Progress = Callable[[int, int], None]  # (notices done, total)
+# Outbox drafts recorded together: each chunk's workers start once, and progress shows per chunk.
+DRAFT_CHUNK = 20_000
 
 
 class AmbiguousNoticesError(TerminalError):
@@ -168,8 +177,13 @@ def send_notices(
     report.planned = ledger.plan_notices(store, breach_id)
     unresolved = resolve_unresolved(store, breach_id)
     from_states = (*PRE_SEND, "ambiguous") if resend_ambiguous else PRE_SEND
-    rows = ledger.send_candidates(store, breach_id, from_states, limit).to_dicts()
-    report.candidates = len(rows)
+    candidates = ledger.send_candidates(store, breach_id, from_states, limit)
+    report.candidates = candidates.height
+    if isinstance(sender, OutboxSender):
+        _draft(store, candidates, facts, sender, renderer, report, from_states, progress)
+        report.ambiguous = sorted(set(unresolved)) if not resend_ambiguous else []
+        return report
+    rows = candidates.to_dicts()
     done = 0
     for chunk in _batches(rows, batch_size):
         prepared = prepare(chunk, facts, renderer)
@@ -198,6 +212,59 @@ def send_notices(
     if not resend_ambiguous:
         report.ambiguous = sorted(set(unresolved) | set(report.ambiguous))
     return report
+
+
+def _draft(
+    store: Store,
+    candidates: pl.DataFrame,
+    facts: BreachFacts,
+    sender: OutboxSender,
+    renderer: NoticeRenderer,
+    report: SendReport,
+    from_states: Sequence[str],
+    progress: Progress | None,
+) -> None:
+    """Draft the candidates with an e-mail address into the outbox, a chunk at a time.
+
+    A chunk's refusals are recorded ``failed`` with their reason and the rest ``drafted``, once
+    every worker has made its files durable; a worker that fails stops the run with that chunk
+    unrecorded (its notices stay where they were, to be drafted again).
+    """
+    mailable = candidates.filter(pl.col("email").is_not_null())
+    done = candidates.height - mailable.height  # planned for post: the fallback list has them
+    for start in range(0, mailable.height, DRAFT_CHUNK):
+        chunk = mailable.slice(start, DRAFT_CHUNK)
+        drafted = draft_into_outbox(
+            chunk.to_dict(as_series=False),
+            facts,
+            sender.outbox,
+            sender=sender.sender_email,
+            renderer=renderer,
+        )
+        refused = {r.notice_id: r.reason for r in drafted.refused}
+        if chunk.height - len(refused) != drafted.durable:
+            raise DraftError(
+                f"outbox drafting: {drafted.durable} notices durable of "
+                f"{chunk.height - len(refused)} drafted"
+            )
+        incomplete: list[Outcome] = []
+        outcomes: list[Outcome] = []
+        for notice_id in chunk["notice_id"]:
+            reason = refused.get(notice_id)
+            if reason is None:
+                outcomes.append(Outcome(notice_id, "drafted"))
+            elif reason.startswith("incomplete: "):
+                incomplete.append(Outcome(notice_id, "failed", reason=reason))
+            else:
+                outcomes.append(Outcome(notice_id, "failed", reason=reason))
+        report.rendered += chunk.height
+        _note_incomplete(report, incomplete)
+        _record(store, [*incomplete, *outcomes], from_states)
+        crash.point("after-mark-accepted")
+        _tally(report, outcomes)
+        done += chunk.height
+        if progress:
+            progress(done, candidates.height)
 
 
 def _note_incomplete(report: SendReport, refused: Sequence[Outcome]) -> None:

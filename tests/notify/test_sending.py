@@ -7,6 +7,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import duckdb
 import pytest
 from notify_world import World, build_world, ledger
 
@@ -238,3 +239,35 @@ def test_the_outbox_drafts_and_a_later_sendgrid_run_sends(
     assert _states(world)["drafted"] == world.with_email
     sent = _send(world, _sender(fake))
     assert sent.accepted == world.with_email
+
+
+def test_the_outbox_drafts_on_every_core_records_refusals_and_redrafts_harmlessly(
+    world: World, tmp_path: Path
+) -> None:
+    # A name the renderer keeps but the check refuses: a link in a notice.
+    con = duckdb.connect(str(world.settings.store))
+    try:
+        con.execute(
+            "UPDATE customers SET last_name = 'www.phish' WHERE customer_id = ("
+            "  SELECT min(customer_id) FROM customers WHERE email IS NOT NULL"
+            "  AND customer_id IN (SELECT customer_id FROM exposures))"
+        )
+    finally:
+        con.close()
+    outbox = tmp_path / "outbox"
+    seen: list[tuple[int, int]] = []
+    sender = OutboxSender(outbox, "securite@operateur.example")
+    first = _send(world, sender, progress=lambda done, total: seen.append((done, total)))
+    assert first.incomplete == first.failed == 1 and first.incomplete_reasons == {"no_link": 1}
+    assert first.drafted == world.with_email - 1 == len(list(outbox.glob("*.eml")))
+    assert seen[-1][0] == seen[-1][1] == first.candidates
+    (reason,) = ledger(world.settings, "SELECT error_reason FROM notices WHERE state = 'failed'")
+    assert reason == ("incomplete: no_link",)
+    assert "phish" not in reason[0]
+    before = {p.name: p.read_bytes() for p in outbox.iterdir()}
+    again = _send(world, sender)  # drafted notices are picked up again and rewritten
+    assert again.drafted == first.drafted and again.failed == 0
+    after = {p.name: p.read_bytes() for p in outbox.iterdir()}
+    assert after.keys() == before.keys()
+    states = _states(world)
+    assert (states["drafted"], states["failed"]) == (world.with_email - 1, 1)
