@@ -181,7 +181,9 @@ class Rebatcher:
 def scan_physical_lines(source: Path | IO[bytes], skip_lines: int) -> pl.LazyFrame:
     """Physical lines of UTF-8 text (lossy) as "line" and, after a first NUL byte, "nul".
 
-    polars strips a BOM at the start of ``source`` and one ``\\r`` before each line end.
+    "nul" holds what follows the first NUL up to the next one (or the line end); "" when the
+    line has no NUL. polars strips a BOM at the start of ``source`` and one ``\\r`` before
+    each line end.
     """
     return pl.scan_csv(
         source,
@@ -192,6 +194,7 @@ def scan_physical_lines(source: Path | IO[bytes], skip_lines: int) -> pl.LazyFra
         encoding="utf8-lossy",
         truncate_ragged_lines=True,
         missing_columns="insert",
+        extra_columns="ignore",  # a second NUL: else polars refuses the file on a first line
         empty_string_is_null=False,
         skip_lines=skip_lines,
     )
@@ -272,7 +275,10 @@ class _Parser:
             lines_done += chunk.height
 
     def _split_lines(self, lines: pl.Series, nul: pl.Series) -> Iterator[pl.DataFrame]:
-        frame = pl.DataFrame({"line": lines, "nul": nul}).filter(pl.col("line") != "")
+        # A blank line is no record; one that starts with a NUL byte and more is (refused below).
+        frame = pl.DataFrame({"line": lines, "nul": nul}).filter(
+            (pl.col("line") != "") | (pl.col("nul") != "")
+        )
         if frame.height == 0:
             return
         start = self.next_row

@@ -881,8 +881,9 @@ static void scan_lines(const config *cfg, const uint8_t *buf, Py_ssize_t len, in
             e--;
         const uint8_t *nul = memchr(buf + s, 0, (size_t)(e - s));
         Py_ssize_t pre = nul ? nul - buf : e;
-        if (pre == s) {
-            /* empty before any NUL: the Python path's line is "" and is not a record */
+        if (pre == s && (!nul || nul + 1 == buf + e || nul[1] == 0)) {
+            /* blank to the Python path (nothing before the first NUL, nothing between it and
+               the next one or the line end): not a record. Else a NUL line is handed back. */
             st->lines++;
             pos = next;
             continue;

@@ -654,8 +654,8 @@ class _Converter:
         if self.plan.single_byte:
             lines = [line.decode(self.plan.encoding, "replace").encode("utf-8") for line in lines]
         if part.block_offset + int(array("q", left_start)[0]) == part.data_start:
-            # The first data line of the file, read first as the old path reads it: polars
-            # fails on it (SchemaError) when it holds two NUL bytes, and only there.
+            # The first data line of the file, read as the old path reads it: at the start of
+            # its input, where polars strips a BOM.
             data = b"\n".join(lines) + b"\n"
             frame = scan_physical_lines(io.BytesIO(data), 0).collect()
         else:
