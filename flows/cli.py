@@ -26,10 +26,9 @@ from flows import (  # noqa: F401
     cli_report,
     cli_store,
 )
-from flows.cli_base import BreachOpt, app, console, customers_app, out
+from flows.cli_base import BreachOpt, EncryptToOpt, app, console, customers_app, out
 from flows.cli_base import runtime as _runtime
 from flows.cli_base import settings as _settings
-from flows.cli_report import EncryptToOpt
 
 __all__ = ["app", "main"]
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BreachOpt",
+    "EncryptToOpt",
     "app",
     "console",
     "customers_app",
@@ -45,6 +46,15 @@ out = Console()
 
 BreachOpt = Annotated[
     str, typer.Option("--breach", "-b", help="Breach identifier, e.g. 2024-10-free.")
+]
+EncryptToOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--encrypt-to",
+        help="Recipient's armored public key; repeat for more. Writes only an OpenPGP message "
+        "(.asc) signed with LEAKWATCH_SIGNING_KEY_FILE; fingerprints must be pinned in "
+        "LEAKWATCH_RECIPIENT_FINGERPRINTS.",
+    ),
 ]
 
 

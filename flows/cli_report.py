@@ -11,20 +11,10 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from flows.cli_base import BreachOpt, app, console, out
+from flows.cli_base import BreachOpt, EncryptToOpt, app, console, out
 from flows.cli_base import settings as _settings
 
-__all__ = ["EncryptToOpt", "progress_bar"]
-
-EncryptToOpt = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--encrypt-to",
-        help="Recipient's armored public key; repeat for more. Writes only an OpenPGP message "
-        "(.asc) signed with LEAKWATCH_SIGNING_KEY_FILE; fingerprints must be pinned in "
-        "LEAKWATCH_RECIPIENT_FINGERPRINTS.",
-    ),
-]
+__all__ = ["progress_bar"]
 
 _NO_PDF = (
     "PDF is not built in: no well-kept Python library renders this page on a fresh machine "
