@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any, get_args
 from core.errors import ConfigError, InputError
 from core.settings import Settings
 from flows.context import open_store
+from flows.handover import prepare
 from matching.breaches import (
     BreachRecord,
     confirm_breach,
@@ -76,9 +78,9 @@ class BreachStatus:
 
 @dataclass(frozen=True)
 class RegulatorResult:
-    json_path: Path
+    json_path: Path  # dossier.json, or dossier.json.asc when handed over encrypted
     html_path: Path
-    sha256: str
+    sha256: str  # of the clear dossier.json, encrypted or not
     phase: Phase
     due_at: datetime | None
     on_time: bool
@@ -204,14 +206,18 @@ def regulator_dossier(
     phase: Phase,
     output_dir: Path,
     late_reason: str | None = None,
+    encrypt_to: Sequence[Path] = (),
     now: datetime | None = None,
 ) -> RegulatorResult:
     """Build, validate, write and record the CNIL dossier of a confirmed, described breach.
 
     The dossier's generation time is taken as the notification time: a late one without a
-    reason is refused before anything is written (GDPR art. 33(1)).
+    reason is refused before anything is written (GDPR art. 33(1)). With recipients
+    (``encrypt_to``) each file is written only as a signed OpenPGP message (``.asc``); their keys
+    are checked first, so a refused key leaves neither a file nor a record.
     """
     made_at = now or datetime.now(UTC)
+    handover = prepare(settings, encrypt_to)
     with open_store(settings) as store:
         record = require_confirmed(store, breach_id)
         regime = _regime(record)
@@ -301,7 +307,9 @@ def regulator_dossier(
                 initial_dossier_sha256=initial.dossier_sha256 if initial else None,
             )
         )
-        json_path, html_path, sha = write_dossier(dossier, output_dir)
+        json_path, html_path, sha = write_dossier(
+            dossier, output_dir, handover.write if handover.encrypted else None
+        )
         record_regulator_notice(
             store,
             breach_id,

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from core.errors import ConfigError
-from flows.cli_base import BreachOpt, app, notify_app, out
+from flows.cli_base import BreachOpt, EncryptToOpt, app, notify_app, out
 from flows.cli_base import settings as _settings
 
 __all__ = ["breach_app"]
@@ -145,6 +145,9 @@ def breach_describe(
     out.print(f"template written to {path}: fill it in, then --from {path}")
 
 
+_CLEAR_DOSSIER = ("dossier.json", "dossier.html")
+
+
 @notify_app.command("regulator")
 def notify_regulator(
     breach: BreachOpt,
@@ -159,6 +162,7 @@ def notify_regulator(
         str | None,
         typer.Option(help="Reasons for the delay; required when the notice is late."),
     ] = None,
+    encrypt_to: EncryptToOpt = None,
 ) -> None:
     """Build the CNIL dossier (JSON validated against its schema, and HTML), and record it."""
     from flows import breach_steps
@@ -170,12 +174,19 @@ def notify_regulator(
         phase=phase.value,
         output_dir=folder,
         late_reason=late_reason,
+        encrypt_to=encrypt_to or [],
     )
     timing = "on time" if result.on_time else "LATE (reason recorded)"
     out.print(
         f"{result.phase} dossier written: {result.json_path}, {result.html_path} "
-        f"(sha256 {result.sha256}); due {_when(result.due_at)}: {timing}"
+        f"(sha256 {result.sha256}{' of the clear dossier.json' if encrypt_to else ''}); "
+        f"due {_when(result.due_at)}: {timing}"
     )
+    if encrypt_to and (left := [n for n in _CLEAR_DOSSIER if (folder / n).exists()]):
+        out.print(
+            f"[yellow]warning[/]: {', '.join(left)} of an earlier dossier are still in clear in "
+            f"{folder}"
+        )
     if result.pending_fields:
         out.print(
             "to complete in the complementary notification: " + ", ".join(result.pending_fields)

@@ -27,12 +27,23 @@ def evidence(
     output: Annotated[
         Path, typer.Option(help="Folder for manifest.json, manifest.json.asc, signer.asc.")
     ] = Path("evidence"),
+    encrypt_to: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--encrypt-to",
+            help="Recipient's armored public key; repeat for more. The manifest is written only "
+            "as a signed OpenPGP message (manifest.json.pgp); its detached signature and the "
+            "public key stay beside it. Fingerprints must be pinned in "
+            "LEAKWATCH_RECIPIENT_FINGERPRINTS.",
+        ),
+    ] = None,
 ) -> None:
     """Write the breach's evidence manifest, its detached OpenPGP signature and the public key.
 
     The key is LEAKWATCH_SIGNING_KEY_FILE, unlocked with LEAKWATCH_SIGNING_PASSPHRASE (or the
     Prefect Secret block LEAKWATCH_SIGNING_PASSPHRASE_BLOCK). Check with:
     gpg --import signer.asc && gpg --verify manifest.json.asc manifest.json
+    (encrypted: gpg --decrypt-files manifest.json.pgp first).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -40,7 +51,7 @@ def evidence(
         raise typer.BadParameter("--breach is required", param_hint="--breach")
     from flows import evidence_steps
 
-    report = evidence_steps.write_evidence(_settings(), breach, output)
+    report = evidence_steps.write_evidence(_settings(), breach, output, encrypt_to=encrypt_to or [])
     out.print(
         f"{report.artifacts} artifact record(s) of breach {breach} written to {report.manifest}, "
         f"signed by {report.fingerprint} ({report.signature.name}, {report.public_key.name})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -13,6 +14,7 @@ import yaml
 from core.errors import ConfigError
 from core.settings import Settings
 from flows.context import open_store
+from flows.handover import prepare
 from matching.evidence import evidence_records, manifest_bytes
 from notify.pgp import Signer
 
@@ -28,13 +30,16 @@ __all__ = [
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.asc"
+# The encrypted manifest cannot be "manifest.json.asc" (the detached signature's name); gpg's
+# --decrypt-files strips ".pgp", which gives back manifest.json beside its signature.
+SEALED_MANIFEST = "manifest.json.pgp"
 PUBLIC_KEY = "signer.asc"
 PRIVATE_KEY = "signing-key.asc"
 
 
 @dataclass(frozen=True)
 class EvidenceReport:
-    manifest: Path
+    manifest: Path  # manifest.json, or manifest.json.pgp when handed over encrypted
     signature: Path
     public_key: Path
     artifacts: int
@@ -82,20 +87,36 @@ def load_signer(settings: Settings) -> Signer:
 
 
 def write_evidence(
-    settings: Settings, breach_id: str, output: Path, signer: Signer | None = None
+    settings: Settings,
+    breach_id: str,
+    output: Path,
+    signer: Signer | None = None,
+    *,
+    encrypt_to: Sequence[Path] = (),
+    now: datetime | None = None,
 ) -> EvidenceReport:
-    """manifest.json, its detached armored signature and the signer's public key, in ``output``."""
-    signer = signer or load_signer(settings)
+    """manifest.json, its detached armored signature and the signer's public key, in ``output``.
+
+    With recipients (``encrypt_to``, checked before anything is written) the manifest is written
+    only as a signed OpenPGP message, ``manifest.json.pgp``; the detached signature is still made
+    over the clear manifest, so that ``gpg --verify manifest.json.asc manifest.json`` holds once
+    a recipient has decrypted it. The other form of the manifest, left by an earlier run, is
+    removed: the signature it went with is overwritten.
+    """
+    handover = prepare(settings, encrypt_to, signer)
+    signer = handover.signer or load_signer(settings)
     with open_store(settings, read_only=True) as store:
         records = evidence_records(store, breach_id)
     data = manifest_bytes(
-        breach_id, records, tool_version=_tool_version(), generated_at=datetime.now(UTC)
+        breach_id, records, tool_version=_tool_version(), generated_at=now or datetime.now(UTC)
     )
+    sealed = handover.seal(data) if handover.encrypted else None
     output.mkdir(parents=True, exist_ok=True)
-    manifest = output / MANIFEST
+    manifest = output / (SEALED_MANIFEST if sealed else MANIFEST)
     signature = output / SIGNATURE
     public_key = output / PUBLIC_KEY
-    manifest.write_bytes(data)
+    (output / (MANIFEST if sealed else SEALED_MANIFEST)).unlink(missing_ok=True)
+    manifest.write_bytes(sealed or data)
     signature.write_text(signer.sign_detached(data), encoding="ascii")
     public_key.write_text(signer.public_armored(), encoding="ascii")
     return EvidenceReport(

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -534,7 +534,7 @@ def render_dossier_html(dossier: Mapping[str, Any]) -> str:
     return env.get_template("dossier.html.j2").render(d=dossier, labels=CNIL_LABELS)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(data: bytes, path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -543,17 +543,26 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
 
 
-def write_dossier(dossier: Mapping[str, Any], directory: Path) -> tuple[Path, Path, str]:
-    """Validate, then write ``dossier.json`` and ``dossier.html``; returns both and the JSON's SHA-256."""
+def write_dossier(
+    dossier: Mapping[str, Any],
+    directory: Path,
+    write: Callable[[bytes, Path], Path] | None = None,
+) -> tuple[Path, Path, str]:
+    """Validate, then write ``dossier.json`` and ``dossier.html``; returns both and the JSON's SHA-256.
+
+    ``write(data, path)``, when given, writes each file instead and returns the path it wrote
+    (an encrypted hand-over writes ``path.asc``); the SHA-256 is always the clear JSON's.
+    """
+    put = write or _atomic_write
     validate_dossier(dossier)
-    directory.mkdir(parents=True, exist_ok=True)
     data = (json.dumps(dossier, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-    json_path = directory / "dossier.json"
-    html_path = directory / "dossier.html"
-    _atomic_write(json_path, data)
-    _atomic_write(html_path, render_dossier_html(dossier).encode("utf-8"))
+    page = render_dossier_html(dossier).encode("utf-8")
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path = put(data, directory / "dossier.json")
+    html_path = put(page, directory / "dossier.html")
     return json_path, html_path, hashlib.sha256(data).hexdigest()
 
 
