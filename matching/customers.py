@@ -184,8 +184,7 @@ _STAGE = Statement(
         row BIGINT, customer_id VARCHAR, email VARCHAR, first_name VARCHAR, last_name VARCHAR,
         language VARCHAR, status VARCHAR, contract_end DATE, iban_hint VARCHAR,
         phone_hint VARCHAR, fingerprint BLOB);
-    CREATE OR REPLACE TEMP TABLE stage_keys (
-        row BIGINT, customer_id VARCHAR, kind key_kind, k1 UBIGINT, k2 UBIGINT);
+    CREATE OR REPLACE TEMP TABLE stage_keys (row BIGINT, kind key_kind, k1 UBIGINT, k2 UBIGINT);
     CREATE OR REPLACE TEMP TABLE stage_rejects (row BIGINT, "column" VARCHAR, reason VARCHAR);
     """,
 )
@@ -194,7 +193,7 @@ _STAGE_BATCH = Statement(
     """
     INSERT INTO stage_customers SELECT row, customer_id, email, first_name, last_name, language,
         status, contract_end, iban_hint, phone_hint, fingerprint FROM batch_customers;
-    INSERT INTO stage_keys SELECT row, customer_id, kind, k1, k2 FROM batch_keys;
+    INSERT INTO stage_keys SELECT row, kind, k1, k2 FROM batch_keys;
     INSERT INTO stage_rejects SELECT row, "column", reason FROM batch_rejects;
     """,
 )
@@ -211,25 +210,30 @@ _DUPLICATES = Statement(
     DELETE FROM stage_customers WHERE row IN (SELECT row FROM stage_dups);
     """,
 )
+# A stored customer keeps its number for good; new customers are numbered after the highest
+# number in use, in file order, so the same file gives the same numbers in any store. Keys are
+# written with the number (the link joins and groups on it) and found by it, not by the id.
 _MERGE = Statement(
     "merge staged customers",
     """
     CREATE OR REPLACE TEMP TABLE stage_changes AS
-        SELECT s.customer_id,
-               CASE WHEN c.customer_id IS NULL THEN 'insert' ELSE 'update' END AS change
+        SELECT s.row, CASE WHEN c.customer_id IS NULL THEN 'insert' ELSE 'update' END AS change,
+               coalesce(c.customer_no, (SELECT coalesce(max(customer_no), 0) FROM customers)
+                   + row_number() OVER (PARTITION BY c.customer_id IS NULL ORDER BY s.row)
+               )::UINTEGER AS customer_no
         FROM stage_customers s LEFT JOIN customers c USING (customer_id)
         WHERE c.customer_id IS NULL OR c.fingerprint <> s.fingerprint OR c.key_id <> $key_id;
-    DELETE FROM customer_keys WHERE customer_id IN
-        (SELECT customer_id FROM stage_changes WHERE change = 'update');
-    DELETE FROM customers WHERE customer_id IN
-        (SELECT customer_id FROM stage_changes WHERE change = 'update');
+    DELETE FROM customer_keys WHERE customer_no IN
+        (SELECT customer_no FROM stage_changes WHERE change = 'update');
+    DELETE FROM customers WHERE customer_no IN
+        (SELECT customer_no FROM stage_changes WHERE change = 'update');
     INSERT INTO customers
-        SELECT s.customer_id, email, first_name, last_name, language, status, contract_end,
-               iban_hint, phone_hint, fingerprint, $key_id, $now
-        FROM stage_customers s SEMI JOIN stage_changes USING (customer_id);
+        SELECT ch.customer_no, s.customer_id, email, first_name, last_name, language, status,
+               contract_end, iban_hint, phone_hint, fingerprint, $key_id, $now
+        FROM stage_customers s JOIN stage_changes ch USING (row);
     INSERT INTO customer_keys
-        SELECT k.customer_id, kind, k1, k2, $key_id
-        FROM stage_keys k SEMI JOIN stage_changes USING (customer_id);
+        SELECT ch.customer_no, kind, k1, k2, $key_id
+        FROM stage_keys k JOIN stage_changes ch USING (row);
     """,
 )
 _COUNTS = Statement(

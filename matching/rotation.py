@@ -65,8 +65,8 @@ _BEGIN = Statement(
     "stage a rotation",
     """
     CREATE OR REPLACE TEMP TABLE rot_customers (row BIGINT, customer_id VARCHAR, fingerprint BLOB);
-    CREATE OR REPLACE TEMP TABLE rot_customer_keys (row BIGINT, customer_id VARCHAR,
-        kind key_kind, k1 UBIGINT, k2 UBIGINT);
+    CREATE OR REPLACE TEMP TABLE rot_customer_keys (row BIGINT, kind key_kind, k1 UBIGINT,
+        k2 UBIGINT);
     CREATE OR REPLACE TEMP TABLE rot_leak_keys (artifact_no INTEGER, table_no INTEGER, row UBIGINT,
         kind key_kind, k1 UBIGINT, k2 UBIGINT, categories USMALLINT);
     """,
@@ -75,7 +75,7 @@ _STAGE_CUSTOMERS = Statement(
     "stage re-keyed customers",
     """
     INSERT INTO rot_customers SELECT row, customer_id, fingerprint FROM batch_customers;
-    INSERT INTO rot_customer_keys SELECT row, customer_id, kind, k1, k2 FROM batch_keys;
+    INSERT INTO rot_customer_keys SELECT row, kind, k1, k2 FROM batch_keys;
     """,
 )
 _STAGE_LEAK = Statement(
@@ -101,15 +101,15 @@ _COUNTS = Statement(
     "old and new key counts",
     """
     SELECT (SELECT count(*) FROM customer_keys),
-           (SELECT count(*) FROM rot_customer_keys k SEMI JOIN rot_first f
-                ON f.customer_id = k.customer_id AND f.row = k.row
-                SEMI JOIN customers c ON c.customer_id = k.customer_id),
+           (SELECT count(*) FROM rot_customer_keys k JOIN rot_first f USING (row)
+                SEMI JOIN customers c USING (customer_id)),
            (SELECT count(*) FROM leak_keys l SEMI JOIN artifacts a
                 ON a.artifact_no = l.artifact_no AND a.state = 'done'),
            (SELECT count(*) FROM rot_leak_keys)
     """,
 )
 _CUSTOMERS = Statement("count customers", "SELECT count(*) FROM customers")
+# Customers keep their numbers: only their fingerprint and key id change.
 _SWAP = Statement(
     "swap in the new keys and delete every old-key hash",
     """
@@ -118,9 +118,8 @@ _SWAP = Statement(
         WHERE customers.customer_id = r.customer_id;
     DELETE FROM customer_keys;
     INSERT INTO customer_keys
-        SELECT k.customer_id, k.kind, k.k1, k.k2, $key_id FROM rot_customer_keys k
-        SEMI JOIN rot_first f ON f.customer_id = k.customer_id AND f.row = k.row
-        SEMI JOIN customers c ON c.customer_id = k.customer_id;
+        SELECT c.customer_no, k.kind, k.k1, k.k2, $key_id FROM rot_customer_keys k
+        JOIN rot_first f USING (row) JOIN customers c USING (customer_id);
     DELETE FROM leak_keys;
     INSERT INTO leak_keys
         SELECT artifact_no, table_no, row, kind, k1, k2, categories FROM rot_leak_keys;

@@ -18,6 +18,9 @@ __all__ = ["ShardPaths", "combine", "export_shards", "link_shard", "shard_paths"
 
 MAX_SHARDS = 65_536  # the prefix is the key's first two bytes
 
+# Shard files carry customer numbers, not customer ids: ``combine`` maps numbers to ids in the
+# store, as the one-store link does.
+#
 # The keys are keyed hashes, uniform in every byte: their first two bytes, read as a
 # big-endian number (k1 >> 48, keyed_hash.py), split them evenly and the same way in every
 # process and version.
@@ -25,7 +28,7 @@ _EXPORT_CUSTOMERS = Statement(
     "export customer keys shard",
     """
     COPY (
-        SELECT customer_id, kind::VARCHAR AS kind, k1, k2 FROM customer_keys
+        SELECT customer_no, kind::VARCHAR AS kind, k1, k2 FROM customer_keys
         WHERE (k1 >> 48) % $shards = $shard
     ) TO $path (FORMAT parquet)
     """,
@@ -48,7 +51,7 @@ _LINK_SHARD_FILES = Statement(
     "link one shard's files",
     """
     COPY (
-        SELECT ck.customer_id,
+        SELECT ck.customer_no,
                bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END)::UTINYINT
                    AS kinds,
                bit_or(lk.categories)::USMALLINT AS categories,
@@ -56,7 +59,7 @@ _LINK_SHARD_FILES = Statement(
         FROM read_parquet($leaks) lk
         JOIN read_parquet($customers) ck
             ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
-        GROUP BY ck.customer_id
+        GROUP BY ck.customer_no
     ) TO $path (FORMAT parquet)
     """,
 )
@@ -64,7 +67,7 @@ _LOAD_PARTIALS = Statement(
     "load shard partials",
     """
     CREATE OR REPLACE TEMP TABLE link_partial AS
-    SELECT customer_id::VARCHAR AS customer_id, kinds::UTINYINT AS kinds,
+    SELECT customer_no::UINTEGER AS customer_no, kinds::UTINYINT AS kinds,
            categories::USMALLINT AS categories, rowids::UBIGINT[] AS rowids
     FROM read_parquet($paths)
     """,
@@ -93,7 +96,7 @@ def shard_paths(folder: Path, shards: int) -> list[ShardPaths]:
 
 
 def export_shards(store: Store, breach_id: str, out_dir: Path, shards: int) -> list[ShardPaths]:
-    """Write each shard's customer keys and the breach's leak keys (keyed hashes only)."""
+    """Write each shard's customer keys and the breach's leak keys: keyed hashes and numbers."""
     if not 1 <= shards <= MAX_SHARDS:
         raise ValueError(f"shards must be between 1 and {MAX_SHARDS}")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,8 @@ from matching.link import link
 from matching.sql import MIGRATIONS
 from matching.store import Store
 
-# Tables that migration 0006 leaves as they were: copied as they are into the old-format store.
-_UNCHANGED = ("customers", "breaches", "artifacts", "leak_tables", "leak_row_counts", "rejects")
+# Tables that migrations 0006 and 0007 leave as they were: copied as they are into the old store.
+_UNCHANGED = ("breaches", "artifacts", "leak_tables", "leak_row_counts", "rejects")
 
 # The link as it was written for BLOB keys (before migration 0006): the reference.
 _BLOB_LINK = """
@@ -36,15 +36,18 @@ _PAIRS_BLOB = """
     ORDER BY ALL
 """
 _PAIRS_WORDS = """
-    SELECT ck.customer_id, lk.artifact_no, lk.table_no, lk.row, lk.kind::VARCHAR
+    SELECT c.customer_id, lk.artifact_no, lk.table_no, lk.row, lk.kind::VARCHAR
     FROM leak_keys lk
     JOIN customer_keys ck ON ck.k1 = lk.k1 AND ck.kind = lk.kind AND ck.k2 = lk.k2
+    JOIN customers c ON c.customer_no = ck.customer_no
     ORDER BY ALL
 """
 _EXPOSURES = """
     SELECT customer_id, matched_on, categories, category_mask, risk, reasons, matched_rows
     FROM exposures WHERE breach_id = 'b' ORDER BY customer_id
 """
+# Customer keys by customer_id (schema 7 keeps the customer's number on keys).
+_CUSTOMER_WORDS = "SELECT customer_id, kind::VARCHAR, k1, k2 FROM customer_keys JOIN customers USING (customer_no)"
 # 16 bytes from the two words, in SQL: the old column rebuilt independently of keyed_hash.py.
 _BLOB = "from_hex(lpad(to_hex({0}.k1), 16, '0') || lpad(to_hex({0}.k2), 16, '0'))"
 
@@ -60,16 +63,20 @@ def _old_schema(path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def _downgrade(current: Path, old: Path) -> None:
-    """Write ``current``'s data into a version-5 store at ``old``, keys as 16-byte BLOBs."""
+    """Write ``current``'s data into a version-5 store at ``old``, keys as 16-byte BLOBs.
+
+    Version 5 has no customer numbers: customers lose theirs, keys are written by customer_id.
+    """
     con = _old_schema(old)
     try:
         con.execute("ATTACH $p AS src (READ_ONLY)", {"p": str(current)})
         for table in _UNCHANGED:
             con.execute(f"INSERT INTO {table} SELECT * FROM src.{table}")
+        con.execute("INSERT INTO customers SELECT * EXCLUDE (customer_no) FROM src.customers")
         con.execute(
-            "INSERT INTO customer_keys SELECT customer_id, kind, "
+            "INSERT INTO customer_keys SELECT n.customer_id, c.kind, "
             + _BLOB.format("c")
-            + ", key_id FROM src.customer_keys c"
+            + ", c.key_id FROM src.customer_keys c JOIN src.customers n USING (customer_no)"
         )
         con.execute(
             "INSERT INTO leak_keys SELECT artifact_no, table_no, row, kind, "
@@ -126,14 +133,12 @@ def test_migration_converts_blob_keys_in_place(stores: tuple[Path, Path]) -> Non
     # Every key converted as keyed_hash.key_words reads it, and the same rows as before.
     words = _rows(old, "SELECT kind::VARCHAR, k1, k2 FROM leak_keys ORDER BY ALL")
     assert sorted((kind, *key_words(k)) for kind, k in blobs) == words
-    converted = _rows(old, "SELECT customer_id, kind::VARCHAR, k1, k2 FROM customer_keys")
+    converted = _rows(old, _CUSTOMER_WORDS)
     assert sorted((c, kind, key_bytes(a, b)) for c, kind, a, b in converted) == sorted(
         (c, kind, bytes(k)) for c, kind, k in customer_blobs
     )
     # ... and as today's code writes them for the same data.
-    assert sorted(converted) == sorted(
-        _rows(current, "SELECT customer_id, kind::VARCHAR, k1, k2 FROM customer_keys")
-    )
+    assert sorted(converted) == sorted(_rows(current, _CUSTOMER_WORDS))
 
 
 def test_word_join_finds_exactly_what_the_blob_join_found(stores: tuple[Path, Path]) -> None:

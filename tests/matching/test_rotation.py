@@ -45,6 +45,19 @@ def _key_ids(store: Path) -> set[str]:
         con.close()
 
 
+def _numbers(store: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """Each customer's number, and the kinds of key each number holds."""
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        numbers = con.execute("SELECT customer_id, customer_no FROM customers ORDER BY ALL")
+        by_number = con.execute(
+            "SELECT customer_no, kind::VARCHAR, count(*) FROM customer_keys GROUP BY ALL ORDER BY ALL"
+        )
+        return numbers.fetchall(), by_number.fetchall()
+    finally:
+        con.close()
+
+
 def _old_hashes(customers: pl.DataFrame, pepper: Pepper) -> set[bytes]:
     """Every key the old pepper gives the customers' identifiers: none may remain."""
     found: set[bytes] = set()
@@ -92,6 +105,7 @@ def test_rotation_keeps_exposures_and_leaves_no_old_hash(
     store = rt.settings.store
     before = _exposures(store)
     assert before and _key_ids(store) == {rt.pepper.key_id}
+    numbers = _numbers(store)
     old = _old_hashes(customers, rt.pepper)
     raw_before = store.read_bytes()
     sample = list(old)[:50]
@@ -102,6 +116,7 @@ def test_rotation_keeps_exposures_and_leaves_no_old_hash(
     assert report.artifacts == 3 and report.leak_keys > 0
 
     assert _key_ids(store) == {"rotated"}
+    assert _numbers(store) == numbers  # every customer keeps its number and its keys' kinds
     assert snapshots(store) == []  # they held old-key hashes
     stored: set[bytes] = set()
     con = duckdb.connect(str(store), read_only=True)

@@ -35,6 +35,13 @@ def test_files_equal_link(
         link(store, "b")
         expected = _frame(store)
         paths = export_shards(store, "b", folder, shards)
+        # Customer numbers leave the store, not customer ids: the store maps them back.
+        assert pl.read_parquet_schema(paths[0].customers) == {
+            "customer_no": pl.UInt32,
+            "kind": pl.String,
+            "k1": pl.UInt64,
+            "k2": pl.UInt64,
+        }
         partials = [link_shard(p, folder / f"partial-{p.shard}.parquet") for p in paths]
         report = combine(store, "b", partials)
         got = _frame(store)
