@@ -1,8 +1,9 @@
 """The bare limit: polars reading the leak file, plus a DuckDB join on precomputed keys.
 
 The keys are leakwatch's own (taken from the store after its run: k1, the first 64 bits of
-each key), so the join matches what leakwatch matched; nothing is normalised or hashed in the timed part. This
-module is the harness's yardstick, not leakwatch: its SQL lives here on purpose.
+each key), so the join matches what leakwatch matched, and grouped by the customer number as
+leakwatch groups them; nothing is normalised or hashed in the timed part. This module is the
+harness's yardstick, not leakwatch: its SQL lives here on purpose.
 """
 
 from __future__ import annotations
@@ -21,15 +22,15 @@ __all__ = ["LimitResult", "run_limit"]
 _PRECOMPUTE = """
 CREATE TABLE lk AS SELECT k1 AS k, kind::VARCHAR::ENUM('email', 'iban', 'phone') AS kind,
     categories, row FROM store.leak_keys;
-CREATE TABLE ck AS SELECT customer_id, kind::VARCHAR::ENUM('email', 'iban', 'phone') AS kind,
+CREATE TABLE ck AS SELECT customer_no, kind::VARCHAR::ENUM('email', 'iban', 'phone') AS kind,
     k1 AS k FROM store.customer_keys;
 """
 _JOIN = """
 CREATE TABLE exposed AS
-SELECT ck.customer_id, bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END),
+SELECT ck.customer_no, bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END),
        bit_or(lk.categories), count(DISTINCT lk.row)
 FROM lk JOIN ck ON ck.kind = lk.kind AND ck.k = lk.k
-GROUP BY ck.customer_id
+GROUP BY ck.customer_no
 """
 
 
