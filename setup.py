@@ -15,6 +15,7 @@ setup(
         Extension(
             "matching._scan",
             sources=["matching/_scan.c"],
+            depends=["matching/_german.h"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         ),
     ]
