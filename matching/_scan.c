@@ -2,7 +2,8 @@
  *
  * matching/fastscan.py owns the semantics and builds every table this file uses (the
  * delimiter, per-column kinds and category bits, which bytes or code points are White_Space,
- * the French phone prefixes and the phone validity automaton, the IBAN registry).  The scanner decides only what it is sure
+ * the French phone prefixes and the phone validity automaton, the IBAN registry, the German
+ * check methods of _german.h).  The scanner decides only what it is sure
  * reproduces the Python path byte for byte; everything else goes back to Python as a pending
  * value (decided by matching.identity.normalise) or a leftover line (split by the Python
  * parser).  Leak files are hostile: every index stays inside the line it belongs to, every
@@ -14,6 +15,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "_german.h"
 
 #define CAPSULE_NAME "matching._scan.config"
 
@@ -27,7 +30,15 @@ enum {
     REASON_PHONE_INVALID = 6,
 };
 /* National check of a country, as matching/ibans.py applies it after mod-97. */
-enum { ALGO_NONE = 0, ALGO_RIB = 1, ALGO_ES = 2, ALGO_IT = 3, ALGO_BE = 4, ALGO_REFERENCE = 5 };
+enum {
+    ALGO_NONE = 0,
+    ALGO_RIB = 1,
+    ALGO_ES = 2,
+    ALGO_IT = 3,
+    ALGO_BE = 4,
+    ALGO_REFERENCE = 5,
+    ALGO_DE = 6, /* _german.h; the methods it does not reproduce stay pending */
+};
 enum { CLS_DIGIT = 1, CLS_UPPER = 2, CLS_LOWER = 4 };
 
 #define IBAN_PARTS 16
@@ -74,6 +85,7 @@ typedef struct {
     iban_spec iban[IBAN_COUNTRIES];
     uint8_t it_odd[26];
     uint8_t es_w[10];
+    de_tables german;
     Py_ssize_t line_cap; /* longer lines are leftovers */
 } config;
 
@@ -511,6 +523,8 @@ static int national_ok(const config *cfg, int algo, const uint8_t *bban, size_t 
         uint64_t rem = digits_value(bban, 10, 0) % 97;
         return (rem == 0 ? 97 : rem) == digits_value(bban + 10, 2, 0);
     }
+    case ALGO_DE:
+        return de_check(&cfg->german, bban, n);
     case ALGO_NONE:
         return 1;
     default:
@@ -952,6 +966,7 @@ static void config_destroy(config *cfg)
     free(cfg->cp_ws);
     free(cfg->dfa);
     free(cfg->dfa_accept);
+    de_tables_free(&cfg->german);
     free(cfg);
 }
 
@@ -962,12 +977,14 @@ static void config_free(PyObject *capsule)
 
 PyDoc_STRVAR(make_config_doc,
 "make_config(delim, kinds, slots, bits, single_byte, byte_ws, byte_utf8, cp_ws, prefixes,\n"
-"            dfa, dfa_accept, overseas, iban, it_odd, es_weights, line_cap) -> capsule\n\n"
+"            dfa, dfa_accept, overseas, iban, it_odd, es_weights, de_methods, de_codes,\n"
+"            de_method_of, de_fallback, line_cap) -> capsule\n\n"
 "Tables built by matching.fastscan: kinds (u8 per column), slots and bits (native u16 per\n"
 "column), byte_ws (256), byte_utf8 (256 x 4), cp_ws (native u32, sorted), prefixes (1000\n"
 "bytes, or empty to leave every phone pending), dfa (native u16, states x 10, start 0; empty\n"
 "for no national stage), dfa_accept (u8 per state), overseas (3 ASCII digits per code),\n"
-"iban (676 x 36), it_odd (26), es_weights (10).");
+"iban (676 x 36), it_odd (26), es_weights (10), the German tables (see german_check;\n"
+"all empty: German values stay pending).");
 
 static PyObject *make_config(PyObject *self, PyObject *args)
 {
@@ -975,12 +992,14 @@ static PyObject *make_config(PyObject *self, PyObject *args)
     Py_ssize_t line_cap;
     Py_buffer kinds = {0}, slots = {0}, bits = {0}, byte_ws = {0}, byte_utf8 = {0}, cp_ws = {0},
               prefixes = {0}, dfa = {0}, dfa_accept = {0}, overseas = {0}, iban = {0},
-              it_odd = {0}, es_w = {0};
+              it_odd = {0}, es_w = {0}, de_methods = {0}, de_codes = {0}, de_method_of = {0};
+    int de_fallback;
     PyObject *result = NULL;
     config *cfg = NULL;
-    if (!PyArg_ParseTuple(args, "iy*y*y*py*y*y*y*y*y*y*y*y*y*n:make_config", &delim, &kinds,
-                          &slots, &bits, &single_byte, &byte_ws, &byte_utf8, &cp_ws, &prefixes,
-                          &dfa, &dfa_accept, &overseas, &iban, &it_odd, &es_w, &line_cap))
+    if (!PyArg_ParseTuple(args, "iy*y*y*py*y*y*y*y*y*y*y*y*y*y*y*y*in:make_config", &delim,
+                          &kinds, &slots, &bits, &single_byte, &byte_ws, &byte_utf8, &cp_ws,
+                          &prefixes, &dfa, &dfa_accept, &overseas, &iban, &it_odd, &es_w,
+                          &de_methods, &de_codes, &de_method_of, &de_fallback, &line_cap))
         return NULL;
     Py_ssize_t n = kinds.len;
     if (delim <= 0 || delim >= 0x80 || delim == '"' || delim == '\n' || delim == '\r' || n < 1 ||
@@ -1069,12 +1088,22 @@ static PyObject *make_config(PyObject *self, PyObject *args)
         is->algo = spec[1];
         is->nparts = spec[2];
         is->usable = spec[3];
-        if (is->nparts > IBAN_PARTS || is->length > MAX_IBAN || is->algo > ALGO_REFERENCE) {
+        if (is->nparts > IBAN_PARTS || is->length > MAX_IBAN || is->algo > ALGO_DE) {
             PyErr_SetString(PyExc_ValueError, "IBAN table out of range");
             goto done;
         }
         memcpy(is->count, spec + 4, IBAN_PARTS);
         memcpy(is->cls, spec + 4 + IBAN_PARTS, IBAN_PARTS);
+    }
+    const char *error = NULL;
+    int read = de_tables_read(&cfg->german, de_methods.buf, de_methods.len, de_codes.buf,
+                              de_codes.len, de_method_of.buf, de_method_of.len, de_fallback,
+                              &error);
+    if (read == -2)
+        goto nomem;
+    if (read) {
+        PyErr_SetString(PyExc_ValueError, error);
+        goto done;
     }
     result = PyCapsule_New(cfg, CAPSULE_NAME, config_free);
     if (result)
@@ -1097,6 +1126,59 @@ done:
     PyBuffer_Release(&iban);
     PyBuffer_Release(&it_odd);
     PyBuffer_Release(&es_w);
+    PyBuffer_Release(&de_methods);
+    PyBuffer_Release(&de_codes);
+    PyBuffer_Release(&de_method_of);
+    return result;
+}
+
+PyDoc_STRVAR(german_check_doc,
+"german_check(methods, codes, method_of, fallback, bbans) -> bytes\n\n"
+"The German national check of each 18-byte BBAN in bbans: 1 passes, 0 fails, 2 not decided\n"
+"here (schwifty decides). Tables as matching.german_checks builds them: methods, codes\n"
+"(native u32, increasing), method_of (u8 per code), fallback (for a code not in codes).");
+
+static PyObject *german_check(PyObject *self, PyObject *args)
+{
+    Py_buffer methods = {0}, codes = {0}, method_of = {0}, bbans = {0};
+    int fallback;
+    PyObject *result = NULL;
+    de_tables t;
+    memset(&t, 0, sizeof t);
+    if (!PyArg_ParseTuple(args, "y*y*y*iy*:german_check", &methods, &codes, &method_of,
+                          &fallback, &bbans))
+        return NULL;
+    const char *error = NULL;
+    int read = de_tables_read(&t, methods.buf, methods.len, codes.buf, codes.len,
+                              method_of.buf, method_of.len, fallback, &error);
+    if (read == -2) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (read) {
+        PyErr_SetString(PyExc_ValueError, error);
+        goto done;
+    }
+    if (!t.on || bbans.len % DE_BBAN) {
+        PyErr_SetString(PyExc_ValueError, "no German tables, or bbans not 18-byte BBANs");
+        goto done;
+    }
+    Py_ssize_t n = bbans.len / DE_BBAN;
+    result = PyBytes_FromStringAndSize(NULL, n);
+    if (!result)
+        goto done;
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result);
+    const uint8_t *b = bbans.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int ok = de_check(&t, b + i * DE_BBAN, DE_BBAN);
+        out[i] = ok == DE_UNSURE ? 2 : (uint8_t)ok;
+    }
+done:
+    de_tables_free(&t);
+    PyBuffer_Release(&methods);
+    PyBuffer_Release(&codes);
+    PyBuffer_Release(&method_of);
+    PyBuffer_Release(&bbans);
     return result;
 }
 
@@ -1186,6 +1268,7 @@ done:
 static PyMethodDef methods[] = {
     {"make_config", make_config, METH_VARARGS, make_config_doc},
     {"scan", scan, METH_VARARGS, scan_doc},
+    {"german_check", german_check, METH_VARARGS, german_check_doc},
     {NULL, NULL, 0, NULL},
 };
 

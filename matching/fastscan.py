@@ -65,7 +65,7 @@ _REASONS = {
     6: phones.REASON_PHONE_INVALID,
 }
 # IBAN national checks as _scan.c numbers them.
-_ALGO_NONE, _ALGO_RIB, _ALGO_REFERENCE = 0, 1, 5
+_ALGO_NONE, _ALGO_RIB, _ALGO_REFERENCE, _ALGO_DE = 0, 1, 5, 6
 _ALGO_NATIONAL = {"ES": 2, "IT": 3, "BE": 4}
 _IBAN_PARTS = 16
 _CLASS_BITS = {"0-9": 1, "A-Z": 2, "a-z": 4}
@@ -181,6 +181,8 @@ def _iban_table() -> bytes:
             algo = _ALGO_RIB
         elif country in vectorised and country in _ALGO_NATIONAL:
             algo = _ALGO_NATIONAL[country]
+        elif country == "DE" and ibans._german_tables() is not None:
+            algo = _ALGO_DE  # the methods _german.h does not reproduce stay pending
         elif country in with_algorithm or country in ibans._reference_only_countries():
             algo = _ALGO_REFERENCE  # a national check schwifty runs: matching.ibans decides
         else:
@@ -194,6 +196,13 @@ def _iban_table() -> bytes:
             table[at + 4 + i] = count
             table[at + 4 + _IBAN_PARTS + i] = bits
     return bytes(table)
+
+
+@cache
+def _german_args() -> tuple[bytes, bytes, bytes, int]:
+    """The German tables as make_config takes them (all empty: German values stay pending)."""
+    tables = ibans._german_tables()
+    return tables.args() if tables is not None else (b"", b"", b"", 0)
 
 
 @cache
@@ -241,6 +250,7 @@ def warm_up() -> threading.Thread | None:
     def build() -> None:
         _phone_automaton()
         _iban_table()
+        _german_args()
         _phone_prefixes()
 
     global _warming
@@ -311,6 +321,7 @@ def _plan(
         _iban_table(),
         bytes(ibans._IT_ODD),
         bytes(ibans._ES_WEIGHTS),
+        *_german_args(),
         line_cap,
     )
     return _Plan(config, keys, single, encoding)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from array import array
 from collections.abc import Mapping
@@ -12,6 +13,8 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schwifty import IBAN
+from schwifty.exceptions import SchwiftyException
 
 from connectors.base import Table
 from connectors.delimited import DELIMITERS, FIELD_CAP, detect_dialect, read_delimited
@@ -769,6 +772,7 @@ def _config_args(transitions: bytes, accepting: bytes, codes: bytes) -> tuple[ob
         fastscan._iban_table(),
         bytes(ibans._IT_ODD),
         bytes(ibans._ES_WEIGHTS),
+        *fastscan._german_args(),
         1000,
     )
 
@@ -844,3 +848,98 @@ def test_keys_hashed_under_another_pepper_are_refused(tmp_path: Path) -> None:
     assert hash_batch(batches[0], PEPPER).height == 2
     with pytest.raises(ValueError, match="another pepper"):
         hash_batch(batches[0], Pepper.generate("other"))
+
+
+def _iban_verdicts(path: Path, encoding: str) -> list[tuple[str, str | None]]:
+    """Per record of an IBAN-only file, in order: ("canonical", value), ("reject", reason)
+    or ("pending", None), as the scanner itself decides."""
+    dialect = detect_dialect(_sample(path, encoding))
+    plan = fastscan._plan(dialect.columns, encoding, ";", {"iban": Category.IBAN}, "FR")
+    verdicts: dict[int, tuple[str, str | None]] = {}
+    base = 0
+    # one batch of several parts: the record indexes count from the batch's first record
+    for part in fastscan._parts(path, plan, dialect.header_lines, 10**6, 1 << 14):
+        assert isinstance(part, fastscan._Part)
+        out = part.out
+        decided = out.decided[KeyKind.IBAN]
+        offsets = array("q", decided.offsets)
+        for i, at in enumerate(array("I", decided.idx)):
+            value = decided.data[offsets[i] : offsets[i + 1]].decode()
+            verdicts[at] = ("canonical", value)
+        for at, reason in zip(array("I", out.rej_idx), out.rej_reason, strict=True):
+            verdicts[at] = ("reject", fastscan._REASONS[reason])
+        for at in array("I", out.pend_idx):
+            verdicts[at] = ("pending", None)
+        base += len(array("Q", out.rows))
+    assert sorted(verdicts) == list(range(base))
+    return [verdicts[i] for i in range(base)]
+
+
+def _german_values(rng: random.Random) -> list[str]:
+    """Right mod-97 German IBANs of every registry method: valid (schwifty's own), one digit
+    of the account code changed, and account codes drawn freely."""
+    layout = ibans._national_layout("DE")
+    by_method: dict[str | None, list[str]] = {}
+    for code, check in layout.by_key.items():
+        by_method.setdefault(None if check is None else check.algorithm.name, []).append(code)
+    values: list[str] = []
+    for _, codes in sorted(by_method.items(), key=lambda item: str(item[0])):
+        for code in rng.sample(sorted(codes), min(3, len(codes))):
+            for _ in range(6):
+                with contextlib.suppress(SchwiftyException):
+                    values.append(str(IBAN.random("DE", random=rng, bank_code=code)))
+            for _ in range(10):
+                account = f"{rng.randrange(10 ** rng.randrange(1, 11)):010d}"
+                values.append(_fix_mod97("DE00" + code + account))
+    mutants = []
+    for value in values:
+        at = rng.randrange(12, 22)
+        digit = rng.choice([d for d in "0123456789" if d != value[at]])
+        mutants.append(_fix_mod97(value[:at] + digit + value[at + 1 :]))
+    return values + mutants
+
+
+def _fix_mod97(iban: str) -> str:
+    digits = "".join(str(int(c, 36)) for c in iban[4:] + iban[:2] + "00")
+    return f"{iban[:2]}{98 - int(digits) % 97:02d}{iban[4:]}"
+
+
+def test_german_ibans_are_decided_natively_as_schwifty_decides(tmp_path: Path) -> None:
+    values = _german_values(random.Random(21))
+    path = tmp_path / "de.csv"
+    path.write_text("iban\n" + "\n".join(values) + "\n", encoding="utf-8")
+    native = ibans._german_tables()
+    assert native is not None
+    layout = ibans._national_layout("DE")
+    pending_methods = set()
+    outcomes = set()
+    for value, (verdict, got) in zip(values, _iban_verdicts(path, "utf-8"), strict=True):
+        canonical, reason = ibans.normalise_iban(value)
+        if verdict == "pending":
+            check = layout.by_key.get(value[4:12])
+            pending_methods.add(None if check is None else check.algorithm.name)
+            continue
+        assert (verdict, got) == (("canonical", canonical) if canonical else ("reject", reason))
+        outcomes.add(verdict)
+    assert pending_methods == {"C0", "68"}
+    assert outcomes == {"canonical", "reject"}
+
+
+def test_bench_like_leak_leaves_no_german_iban_pending(tmp_path: Path) -> None:
+    customers = make_customers(3000, seed=8)
+    leak = make_leak(customers, 8000, overlap=0.4, seed=9).frame
+    path = write_delimited(leak, tmp_path / "leak.csv", delimiter=";", encoding="cp1252")
+    dialect = detect_dialect(_sample(path, "cp1252"))
+    plan = fastscan._plan(dialect.columns, "cp1252", ";", dict(COLUMN_CATEGORIES), "FR")
+    iban = next(i for i, (_, kind) in enumerate(plan.keys) if kind is KeyKind.IBAN)
+    decided = 0
+    for part in fastscan._parts(path, plan, dialect.header_lines, 10_000, 1 << 16):
+        assert isinstance(part, fastscan._Part)
+        offsets = array("q", part.out.decided[KeyKind.IBAN].offsets)
+        data = part.out.decided[KeyKind.IBAN].data
+        decided += sum(data[offsets[i] : offsets[i] + 2] == b"DE" for i in range(len(offsets) - 1))
+        pend = array("q", part.out.pend_off)
+        for i, slot in enumerate(array("H", part.out.pend_slot)):
+            value = part.out.pend_data[pend[i] : pend[i + 1]].decode()
+            assert slot != iban or not value.replace(" ", "").upper().startswith("DE"), i
+    assert decided > 20
