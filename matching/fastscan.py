@@ -12,7 +12,6 @@ tests/matching/test_fastscan.py compares both paths on many inputs, down to the 
 from __future__ import annotations
 
 import codecs
-import importlib
 import io
 import queue
 import re
@@ -23,7 +22,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any, NamedTuple
 
 import polars as pl
@@ -43,6 +41,7 @@ from matching.leaks import (
     NormalisedBatch,
     normalise_leak_batch,
 )
+from matching.native import scan_module
 from schemas.vocab import CATEGORY_BITS, Category, KeyKind
 
 __all__ = ["BLOCK_BYTES", "available", "can_scan", "scan_normalised", "warm_up"]
@@ -72,17 +71,9 @@ _CLASS_BITS = {"0-9": 1, "A-Z": 2, "a-z": 4}
 _BBAN_PART = re.compile(r"(\\d|\[((?:0-9|A-Z|a-z)+)\])\{(\d+)\}")
 
 
-@cache
-def _module() -> ModuleType | None:
-    try:
-        return importlib.import_module("matching._scan")
-    except ImportError:
-        return None
-
-
 def available() -> bool:
     """True when the C extension is built."""
-    return _module() is not None
+    return scan_module() is not None
 
 
 def _mode(encoding: str) -> str | None:
@@ -282,7 +273,7 @@ def _plan(
 ) -> _Plan:
     if _warming is not None:
         _warming.join()  # it builds the tables needed here: never twice at once
-    scan = _module()
+    scan = scan_module()
     mode = _mode(encoding)
     if scan is None or mode is None:
         raise ValueError("the native scanner cannot read this file")
@@ -411,7 +402,7 @@ def _parts(
     batch_rows: int,
     block_bytes: int,
 ) -> Iterator[_Part | _Stop]:
-    scan = _module()
+    scan = scan_module()
     assert scan is not None
     with path.open("rb") as f:
         if not plan.single_byte and f.read(3) != codecs.BOM_UTF8:

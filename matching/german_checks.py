@@ -10,17 +10,16 @@ schwifty's ``validate`` for every bank code of the registry.
 
 from __future__ import annotations
 
-import importlib
 import struct
 from array import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
-from types import ModuleType
 from typing import Any
 
 from schwifty.checksum import Algorithm, germany
 from schwifty.domain import Component
+
+from matching.native import scan_module
 
 __all__ = [
     "BBAN_LENGTH",
@@ -253,18 +252,10 @@ def build_tables(
     )
 
 
-@cache
-def _module() -> ModuleType | None:
-    try:
-        return importlib.import_module("matching._scan")
-    except ImportError:
-        return None
-
-
 def native_check(tables: GermanTables, bbans: bytes) -> bytes | None:
     """Per 18-byte BBAN in ``bbans``: 1 passes, 0 fails, 2 schwifty decides; None when the C
     extension is not built."""
-    scan = _module()
+    scan = scan_module()
     if scan is None:
         return None
     result: bytes = scan.german_check(*tables.args(), bbans)

@@ -21,6 +21,7 @@ from connectors.delimited import DELIMITERS, FIELD_CAP, detect_dialect, read_del
 from matching import fastscan, ibans
 from matching.keyed_hash import Pepper
 from matching.leaks import NormalisedBatch, hash_batch, normalise_leak_batch
+from matching.native import scan_module
 from matching.phones import (
     OVERSEAS_CALLING_CODES,
     REASON_PHONE_INVALID,
@@ -791,7 +792,7 @@ def _config_args(transitions: bytes, accepting: bytes, codes: bytes) -> tuple[ob
 def test_hostile_automaton_tables_are_refused(
     transitions: bytes, accepting: bytes, codes: bytes
 ) -> None:
-    scan = fastscan._module()
+    scan = scan_module()
     assert scan is not None
     scan.make_config(*_config_args(array("H", [0] * 10).tobytes(), bytes(1), b"262"))
     with pytest.raises(ValueError, match=r"table|automaton|code"):

@@ -15,7 +15,6 @@ from schwifty import exceptions, registry
 from schwifty.checksum import Algorithm, algorithms, germany
 from schwifty.domain import Component
 
-from matching import fastscan
 from matching.german_checks import SCHWIFTY, UNCHECKED, GermanTables, build_tables, native_check
 from matching.ibans import (
     REASON_IBAN_NATIONAL,
@@ -25,6 +24,7 @@ from matching.ibans import (
     normalise_iban,
     normalise_ibans,
 )
+from matching.native import scan_module
 
 _LAYOUT = _national_layout("DE")
 _CODES = sorted(_LAYOUT.by_key)
@@ -385,7 +385,7 @@ def _byte_at(at: int, value: int) -> bytes:
     ],
 )
 def test_hostile_tables_are_refused(change: dict[str, object]) -> None:
-    scan = fastscan._module()
+    scan = scan_module()
     assert scan is not None
     args = dict(zip(("methods", "codes", "method_of", "fallback"), _ONE.args(), strict=True))
     assert scan.german_check(*args.values(), b"100000000123456789") in (b"\x00", b"\x01")
@@ -395,7 +395,7 @@ def test_hostile_tables_are_refused(change: dict[str, object]) -> None:
 
 
 def test_bbans_of_another_length_are_refused() -> None:
-    scan = fastscan._module()
+    scan = scan_module()
     assert scan is not None
     with pytest.raises(ValueError, match="18-byte"):
         scan.german_check(*_ONE.args(), b"1" * 17)
