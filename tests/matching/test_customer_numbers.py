@@ -8,6 +8,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from old_stores import linked_and_downgraded, rows
 
 from matching.link import link
 from matching.shards import combine, export_shards, link_shard
@@ -92,47 +93,32 @@ def _downgrade(current: Path, old: Path) -> None:
         con.close()
 
 
-def _rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 @pytest.fixture
 def stores(leakwatch_env: Path, two_file_breach: Callable[..., None]) -> tuple[Path, Path]:
     """(a store built by today's code and linked, the same data in a version-6 store)."""
-    from flows.context import runtime
-
-    two_file_breach(seed=29)
-    current = runtime().settings.store
-    with Store(current) as store:
-        link(store, "b")
-    old = leakwatch_env / "old" / "v6.duckdb"
-    old.parent.mkdir()
-    _downgrade(current, old)
-    return current, old
+    return linked_and_downgraded(
+        leakwatch_env, two_file_breach, seed=29, version=6, downgrade=_downgrade
+    )
 
 
 def test_migration_numbers_existing_customers_in_place(stores: tuple[Path, Path]) -> None:
     current, old = stores
-    customers = _rows(old, _V6_CUSTOMERS)
-    keys = _rows(old, _V6_KEYS)
-    exposures = _rows(old, _EXPOSURES)
+    customers = rows(old, _V6_CUSTOMERS)
+    keys = rows(old, _V6_KEYS)
+    exposures = rows(old, _EXPOSURES)
     assert len(customers) == 800 and len(keys) > 1500 and exposures
 
     with Store(old) as store:
         assert store.schema_version == len(MIGRATIONS) >= 7
     # Numbered 1..n in customer_id order; every other column as it was.
-    numbered = _rows(old, "SELECT customer_id, customer_no FROM customers ORDER BY customer_id")
+    numbered = rows(old, "SELECT customer_id, customer_no FROM customers ORDER BY customer_id")
     assert [n for _, n in numbered] == list(range(1, len(customers) + 1))
-    assert _rows(old, _V7_CUSTOMERS) == customers
+    assert rows(old, _V7_CUSTOMERS) == customers
     # Every key kept, now under its customer's number; exposures untouched.
-    assert _rows(old, _V7_KEYS) == keys
-    assert _rows(old, _EXPOSURES) == exposures
+    assert rows(old, _V7_KEYS) == keys
+    assert rows(old, _EXPOSURES) == exposures
     columns = dict(
-        _rows(
+        rows(
             old,
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_name = 'customer_keys'",
@@ -150,12 +136,12 @@ def test_migration_numbers_existing_customers_in_place(stores: tuple[Path, Path]
         "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns "
         "WHERE table_name IN ('customers', 'customer_keys') ORDER BY ALL"
     )
-    assert _rows(old, schema) == _rows(current, schema)
+    assert rows(old, schema) == rows(current, schema)
 
 
 def test_a_migrated_store_links_as_before(stores: tuple[Path, Path], leakwatch_env: Path) -> None:
     current, old = stores
-    reference = _rows(old, _ID_LINK)
+    reference = rows(old, _ID_LINK)
     assert len(reference) > 150 and max(r[3] for r in reference) > 1  # rows matched twice
 
     with Store(old) as store:
@@ -170,7 +156,7 @@ def test_a_migrated_store_links_as_before(stores: tuple[Path, Path], leakwatch_e
         combine(store, "b", [link_shard(p, folder / f"partial-{p.shard}.parquet") for p in paths])
         assert _rows_of(store, _EXPOSURES) == by_link
     # ... the exposures of a store that had customer numbers from the start.
-    assert by_link == _rows(current, _EXPOSURES)
+    assert by_link == rows(current, _EXPOSURES)
 
 
 def test_loads_into_a_migrated_store_keep_the_numbers(
@@ -183,12 +169,12 @@ def test_loads_into_a_migrated_store_keep_the_numbers(
 
     _, old = stores
     Store(old).close()
-    numbers = _rows(old, "SELECT customer_id, customer_no FROM customers ORDER BY ALL")
+    numbers = rows(old, "SELECT customer_id, customer_no FROM customers ORDER BY ALL")
     monkeypatch.setenv("LEAKWATCH_STORE", str(old))
     rt = runtime()
     report = steps.load_customer_file(rt, leakwatch_env / "customers.csv")
     assert (report.inserted, report.updated, report.unchanged) == (0, 0, len(numbers))
-    assert _rows(old, "SELECT customer_id, customer_no FROM customers ORDER BY ALL") == numbers
+    assert rows(old, "SELECT customer_id, customer_no FROM customers ORDER BY ALL") == numbers
 
     base = pl.read_csv(leakwatch_env / "customers.csv", infer_schema=False)
     first = base.head(1)
@@ -202,7 +188,7 @@ def test_loads_into_a_migrated_store_keep_the_numbers(
     added.write_csv(leakwatch_env / "more.csv")
     report = steps.load_customer_file(rt, leakwatch_env / "more.csv")
     assert report.inserted == 2
-    after = dict(_rows(old, "SELECT customer_id, customer_no FROM customers"))
+    after = dict(rows(old, "SELECT customer_id, customer_no FROM customers"))
     assert {c: after[c] for c, _ in numbers} == dict(numbers)
     n = len(numbers)
     assert (after["NEW-2"], after["NEW-1"]) == (n + 1, n + 2)  # in file order, after the last
@@ -242,12 +228,12 @@ def test_an_inconsistent_store_stops_the_migration(
     con.close()
     with pytest.raises(duckdb.Error, match=message):
         Store(path).close()
-    assert _rows(path, "SELECT max(version) FROM schema_version") == [(6,)]
+    assert rows(path, "SELECT max(version) FROM schema_version") == [(6,)]
     assert (
-        _rows(path, "SELECT count(*) FROM customers")[0],
-        _rows(path, "SELECT count(*) FROM customer_keys")[0],
+        rows(path, "SELECT count(*) FROM customers")[0],
+        rows(path, "SELECT count(*) FROM customer_keys")[0],
     ) == before
-    assert ("customer_id",) in _rows(
+    assert ("customer_id",) in rows(
         path,
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'customer_keys'",
     )

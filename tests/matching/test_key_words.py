@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import polars as pl
 import pytest
+from old_stores import linked_and_downgraded, rows
 
 from matching.keyed_hash import key_bytes, key_words
 from matching.link import link
@@ -88,40 +88,25 @@ def _downgrade(current: Path, old: Path) -> None:
         con.close()
 
 
-def _rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 @pytest.fixture
 def stores(leakwatch_env: Path, two_file_breach: Callable[..., None]) -> tuple[Path, Path]:
     """(a store built by today's code and linked, the same data in a version-5 store)."""
-    from flows.context import runtime
-
-    two_file_breach(seed=23)
-    current = runtime().settings.store
-    with Store(current) as store:
-        link(store, "b")
-    old = leakwatch_env / "old" / "v5.duckdb"
-    old.parent.mkdir()
-    _downgrade(current, old)
-    return current, old
+    return linked_and_downgraded(
+        leakwatch_env, two_file_breach, seed=23, version=5, downgrade=_downgrade
+    )
 
 
 def test_migration_converts_blob_keys_in_place(stores: tuple[Path, Path]) -> None:
     current, old = stores
-    blobs = _rows(old, "SELECT kind::VARCHAR, key FROM leak_keys ORDER BY ALL")
-    customer_blobs = _rows(old, "SELECT customer_id, kind::VARCHAR, key FROM customer_keys")
+    blobs = rows(old, "SELECT kind::VARCHAR, key FROM leak_keys ORDER BY ALL")
+    customer_blobs = rows(old, "SELECT customer_id, kind::VARCHAR, key FROM customer_keys")
     assert blobs and all(len(k) == 16 for _, k in blobs)
 
     with Store(old) as store:
         assert store.schema_version == len(MIGRATIONS) >= 6
     columns = {
         (t, c): d
-        for t, c, d in _rows(
+        for t, c, d in rows(
             old,
             "SELECT table_name, column_name, data_type FROM information_schema.columns "
             "WHERE table_name IN ('leak_keys', 'customer_keys')",
@@ -131,26 +116,26 @@ def test_migration_converts_blob_keys_in_place(stores: tuple[Path, Path]) -> Non
     assert ("leak_keys", "key") not in columns and ("customer_keys", "key") not in columns
 
     # Every key converted as keyed_hash.key_words reads it, and the same rows as before.
-    words = _rows(old, "SELECT kind::VARCHAR, k1, k2 FROM leak_keys ORDER BY ALL")
+    words = rows(old, "SELECT kind::VARCHAR, k1, k2 FROM leak_keys ORDER BY ALL")
     assert sorted((kind, *key_words(k)) for kind, k in blobs) == words
-    converted = _rows(old, _CUSTOMER_WORDS)
+    converted = rows(old, _CUSTOMER_WORDS)
     assert sorted((c, kind, key_bytes(a, b)) for c, kind, a, b in converted) == sorted(
         (c, kind, bytes(k)) for c, kind, k in customer_blobs
     )
     # ... and as today's code writes them for the same data.
-    assert sorted(converted) == sorted(_rows(current, _CUSTOMER_WORDS))
+    assert sorted(converted) == sorted(rows(current, _CUSTOMER_WORDS))
 
 
 def test_word_join_finds_exactly_what_the_blob_join_found(stores: tuple[Path, Path]) -> None:
     current, old = stores
-    blob_pairs = _rows(old, _PAIRS_BLOB)
-    blob_link = _rows(old, _BLOB_LINK)
+    blob_pairs = rows(old, _PAIRS_BLOB)
+    blob_link = rows(old, _BLOB_LINK)
     assert len(blob_pairs) > 200 and max(r[3] for r in blob_link) > 1  # rows matched twice
 
     with Store(old) as store:
         report = link(store, "b")
-    assert _rows(old, _PAIRS_WORDS) == blob_pairs
-    linked = _rows(
+    assert rows(old, _PAIRS_WORDS) == blob_pairs
+    linked = rows(
         old,
         "SELECT customer_id, kinds, categories, matched_rows FROM ("
         "SELECT e.customer_id, e.category_mask AS categories, e.matched_rows, "
@@ -162,7 +147,7 @@ def test_word_join_finds_exactly_what_the_blob_join_found(stores: tuple[Path, Pa
     assert linked == blob_link
     assert report.exposed == len(blob_link)
     # The migrated store gives the exposures of a store written with word keys from the start.
-    assert _rows(old, _EXPOSURES) == _rows(current, _EXPOSURES)
+    assert rows(old, _EXPOSURES) == rows(current, _EXPOSURES)
 
 
 def test_a_key_of_the_wrong_length_stops_the_migration(tmp_path: Path) -> None:
@@ -172,8 +157,8 @@ def test_a_key_of_the_wrong_length_stops_the_migration(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(duckdb.Error, match="not 16 bytes"):
         Store(path).close()
-    assert _rows(path, "SELECT max(version) FROM schema_version") == [(5,)]
-    assert _rows(path, "SELECT octet_length(key) FROM leak_keys") == [(2,)]
+    assert rows(path, "SELECT max(version) FROM schema_version") == [(5,)]
+    assert rows(path, "SELECT octet_length(key) FROM leak_keys") == [(2,)]
 
 
 def test_key_frames_carry_two_words_and_no_blob(leakwatch_env: Path) -> None:
