@@ -9,7 +9,23 @@ from typing import Any
 import duckdb
 
 from matching.link import link
+from matching.sql import MIGRATIONS
 from matching.store import Store
+
+EXPOSURES = """
+    SELECT customer_id, matched_on, categories, category_mask, risk, reasons, matched_rows
+    FROM exposures WHERE breach_id = 'b' ORDER BY customer_id
+"""
+
+
+def schema_at(path: Path, version: int) -> duckdb.DuckDBPyConnection:
+    """A new store at ``path`` at schema ``version``, exactly as the migrations up to it leave it."""
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+    for number, script in enumerate(MIGRATIONS[:version], start=1):
+        con.execute(script)
+        con.execute("INSERT INTO schema_version VALUES ($v, now())", {"v": number})
+    return con
 
 
 def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:

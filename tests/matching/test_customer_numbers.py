@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from old_stores import linked_and_downgraded, rows
+from old_stores import EXPOSURES, linked_and_downgraded, rows, schema_at
 
 from matching.link import link
 from matching.shards import combine, export_shards, link_shard
@@ -53,10 +53,6 @@ _LINKED = """
            category_mask, matched_rows
     FROM exposures WHERE breach_id = 'b' ORDER BY ALL
 """
-_EXPOSURES = """
-    SELECT customer_id, matched_on, categories, category_mask, risk, reasons, matched_rows
-    FROM exposures WHERE breach_id = 'b' ORDER BY customer_id
-"""
 _V6_KEYS = "SELECT customer_id, kind::VARCHAR, k1, k2, key_id FROM customer_keys ORDER BY ALL"
 _V7_KEYS = (
     "SELECT c.customer_id, k.kind::VARCHAR, k.k1, k.k2, k.key_id FROM customer_keys k "
@@ -66,19 +62,9 @@ _V6_CUSTOMERS = "SELECT * FROM customers ORDER BY customer_id"
 _V7_CUSTOMERS = "SELECT * EXCLUDE (customer_no) FROM customers ORDER BY customer_id"
 
 
-def _v6_schema(path: Path) -> duckdb.DuckDBPyConnection:
-    """A store at schema version 6, exactly as the migrations up to 0006 leave it."""
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
-    for version, script in enumerate(MIGRATIONS[:6], start=1):
-        con.execute(script)
-        con.execute("INSERT INTO schema_version VALUES ($v, now())", {"v": version})
-    return con
-
-
 def _downgrade(current: Path, old: Path) -> None:
     """Write ``current``'s data into a version-6 store at ``old``: keys by customer_id, no numbers."""
-    con = _v6_schema(old)
+    con = schema_at(old, 6)
     try:
         con.execute("ATTACH $p AS src (READ_ONLY)", {"p": str(current)})
         for table in _UNCHANGED:
@@ -105,7 +91,7 @@ def test_migration_numbers_existing_customers_in_place(stores: tuple[Path, Path]
     current, old = stores
     customers = rows(old, _V6_CUSTOMERS)
     keys = rows(old, _V6_KEYS)
-    exposures = rows(old, _EXPOSURES)
+    exposures = rows(old, EXPOSURES)
     assert len(customers) == 800 and len(keys) > 1500 and exposures
 
     with Store(old) as store:
@@ -116,7 +102,7 @@ def test_migration_numbers_existing_customers_in_place(stores: tuple[Path, Path]
     assert rows(old, _V7_CUSTOMERS) == customers
     # Every key kept, now under its customer's number; exposures untouched.
     assert rows(old, _V7_KEYS) == keys
-    assert rows(old, _EXPOSURES) == exposures
+    assert rows(old, EXPOSURES) == exposures
     columns = dict(
         rows(
             old,
@@ -148,15 +134,15 @@ def test_a_migrated_store_links_as_before(stores: tuple[Path, Path], leakwatch_e
         report = link(store, "b")
         assert report.exposed == len(reference)
         assert _rows_of(store, _LINKED) == reference
-        by_link = _rows_of(store, _EXPOSURES)
+        by_link = _rows_of(store, EXPOSURES)
         link(store, "b", shards=3)
-        assert _rows_of(store, _EXPOSURES) == by_link
+        assert _rows_of(store, EXPOSURES) == by_link
         folder = leakwatch_env / "shards"
         paths = export_shards(store, "b", folder, 4)
         combine(store, "b", [link_shard(p, folder / f"partial-{p.shard}.parquet") for p in paths])
-        assert _rows_of(store, _EXPOSURES) == by_link
+        assert _rows_of(store, EXPOSURES) == by_link
     # ... the exposures of a store that had customer numbers from the start.
-    assert by_link == rows(current, _EXPOSURES)
+    assert by_link == rows(current, EXPOSURES)
 
 
 def test_loads_into_a_migrated_store_keep_the_numbers(
@@ -215,7 +201,7 @@ def test_an_inconsistent_store_stops_the_migration(
     tmp_path: Path, setup: str, message: str
 ) -> None:
     path = tmp_path / "v6.duckdb"
-    con = _v6_schema(path)
+    con = schema_at(path, 6)
     con.execute(
         "INSERT INTO customers VALUES ('C1', NULL, NULL, NULL, 'fr', 'active', NULL, NULL, NULL, "
         "from_hex('00'), 'k', now())"

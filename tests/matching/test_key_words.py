@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from old_stores import linked_and_downgraded, rows
+from old_stores import EXPOSURES, linked_and_downgraded, rows, schema_at
 
 from matching.keyed_hash import key_bytes, key_words
 from matching.link import link
@@ -42,24 +42,10 @@ _PAIRS_WORDS = """
     JOIN customers c ON c.customer_no = ck.customer_no
     ORDER BY ALL
 """
-_EXPOSURES = """
-    SELECT customer_id, matched_on, categories, category_mask, risk, reasons, matched_rows
-    FROM exposures WHERE breach_id = 'b' ORDER BY customer_id
-"""
 # Customer keys by customer_id (schema 7 keeps the customer's number on keys).
 _CUSTOMER_WORDS = "SELECT customer_id, kind::VARCHAR, k1, k2 FROM customer_keys JOIN customers USING (customer_no)"
 # 16 bytes from the two words, in SQL: the old column rebuilt independently of keyed_hash.py.
 _BLOB = "from_hex(lpad(to_hex({0}.k1), 16, '0') || lpad(to_hex({0}.k2), 16, '0'))"
-
-
-def _old_schema(path: Path) -> duckdb.DuckDBPyConnection:
-    """A store at schema version 5, exactly as the migrations up to 0005 leave it."""
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
-    for version, script in enumerate(MIGRATIONS[:5], start=1):
-        con.execute(script)
-        con.execute("INSERT INTO schema_version VALUES ($v, now())", {"v": version})
-    return con
 
 
 def _downgrade(current: Path, old: Path) -> None:
@@ -67,7 +53,7 @@ def _downgrade(current: Path, old: Path) -> None:
 
     Version 5 has no customer numbers: customers lose theirs, keys are written by customer_id.
     """
-    con = _old_schema(old)
+    con = schema_at(old, 5)
     try:
         con.execute("ATTACH $p AS src (READ_ONLY)", {"p": str(current)})
         for table in _UNCHANGED:
@@ -147,12 +133,12 @@ def test_word_join_finds_exactly_what_the_blob_join_found(stores: tuple[Path, Pa
     assert linked == blob_link
     assert report.exposed == len(blob_link)
     # The migrated store gives the exposures of a store written with word keys from the start.
-    assert rows(old, _EXPOSURES) == rows(current, _EXPOSURES)
+    assert rows(old, EXPOSURES) == rows(current, EXPOSURES)
 
 
 def test_a_key_of_the_wrong_length_stops_the_migration(tmp_path: Path) -> None:
     path = tmp_path / "v5.duckdb"
-    con = _old_schema(path)
+    con = schema_at(path, 5)
     con.execute("INSERT INTO leak_keys VALUES (1, 0, 7, 'phone', from_hex('00ff'), 4)")
     con.close()
     with pytest.raises(duckdb.Error, match="not 16 bytes"):
