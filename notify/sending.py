@@ -181,8 +181,26 @@ def send_notices(
     report.candidates = candidates.height
     if isinstance(sender, OutboxSender):
         _draft(store, candidates, facts, sender, renderer, report, from_states, progress)
-        report.ambiguous = sorted(set(unresolved)) if not resend_ambiguous else []
-        return report
+    else:
+        _send(store, candidates, facts, sender, renderer, report, from_states, batch_size, progress)
+    if not resend_ambiguous:
+        report.ambiguous = sorted(set(unresolved) | set(report.ambiguous))
+    return report
+
+
+def _send(
+    store: Store,
+    candidates: pl.DataFrame,
+    facts: BreachFacts,
+    sender: Sender,
+    renderer: NoticeRenderer,
+    report: SendReport,
+    from_states: Sequence[str],
+    batch_size: int,
+    progress: Progress | None,
+) -> None:
+    """Per batch: render and check, record ``sending`` first where the sender needs it, send,
+    record the answers. Raises the sender's halt once the batch's answers are recorded."""
     rows = candidates.to_dicts()
     done = 0
     for chunk in _batches(rows, batch_size):
@@ -209,9 +227,6 @@ def send_notices(
             progress(done, len(rows))
         if result.halt is not None:
             raise result.halt
-    if not resend_ambiguous:
-        report.ambiguous = sorted(set(unresolved) | set(report.ambiguous))
-    return report
 
 
 def _draft(
