@@ -1,13 +1,7 @@
-"""Writing a batch of files into one folder durably and atomically; also a child-process loop.
+"""Writing a batch of files into one folder durably and atomically (standard library only).
 
-Standard library only, and no import from this package: ``notify.outbox`` runs this file as a
-script (``python -I -S batch_writer.py FOLDER``) so a batch's system calls run in a process of
-their own, on the other core, instead of queueing for the GIL behind the renderer.
-
-Wire format on the child's stdin, per batch: a header ``<II`` (file count, payload length),
-then the payload: per file a ``<HI`` (name length, data length), the name (ASCII) and the data.
-The child answers ``<BBi`` per batch on stdout: status (0 written, 1 refused), the failed step
-and its errno. It never echoes a name or a byte of data: names are notice ids, data notices.
+Errors name the failed step and its errno, never a file name or a byte of data: names are
+notice ids, data notices.
 """
 
 from __future__ import annotations
@@ -16,16 +10,11 @@ import contextlib
 import ctypes
 import os
 import secrets
-import struct
-import sys
 from collections.abc import Sequence
 
-__all__ = ["BATCH_HEADER", "FILE_HEADER", "REPLY", "STEPS", "serve", "write_batch"]
+__all__ = ["STEPS", "BatchError", "write_batch"]
 
-BATCH_HEADER = struct.Struct("<II")
-FILE_HEADER = struct.Struct("<HI")
-REPLY = struct.Struct("<BBi")
-STEPS = ("create", "sync", "rename", "protocol")
+STEPS = ("create", "sync", "rename")
 
 
 class BatchError(OSError):
@@ -64,7 +53,7 @@ def write_batch(folder: int, files: Sequence[tuple[str, bytes | memoryview]]) ->
     if not files:
         return
     if not all(_safe_name(name) for name, _ in files):
-        raise BatchError(3, 22)  # EINVAL: never a path outside the folder
+        raise BatchError(0, 22)  # EINVAL at create: never a path outside the folder
     token = secrets.token_hex(6)
     temporaries: list[str] = []
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -102,61 +91,3 @@ def write_batch(folder: int, files: Sequence[tuple[str, bytes | memoryview]]) ->
         if isinstance(exc, BatchError):
             raise
         raise BatchError(step, exc.errno or 0) from None
-
-
-def _read_exactly(fd: int, size: int) -> bytearray | None:
-    """``size`` bytes from ``fd``, or None at end of input (a batch cut short is dropped)."""
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    got = 0
-    while got < size:
-        n = os.readv(fd, [view[got:]])
-        if n == 0:
-            return None
-        got += n
-    return buffer
-
-
-def _parse(payload: bytearray, count: int) -> list[tuple[str, memoryview]]:
-    view = memoryview(payload)
-    files: list[tuple[str, memoryview]] = []
-    pos = 0
-    for _ in range(count):
-        name_len, data_len = FILE_HEADER.unpack_from(view, pos)
-        pos += FILE_HEADER.size
-        name = bytes(view[pos : pos + name_len]).decode("ascii")
-        pos += name_len
-        files.append((name, view[pos : pos + data_len]))
-        pos += data_len
-    if pos != len(payload):
-        raise ValueError("payload length")
-    return files
-
-
-def serve(folder_path: str, stdin: int = 0, stdout: int = 1) -> int:
-    """The child's loop: one answer per batch read from ``stdin``, until end of input."""
-    os.makedirs(folder_path, exist_ok=True)
-    folder = os.open(folder_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        while True:
-            header = _read_exactly(stdin, BATCH_HEADER.size)
-            if header is None:
-                return 0
-            count, size = BATCH_HEADER.unpack(header)
-            payload = _read_exactly(stdin, size)
-            if payload is None:
-                return 0
-            try:
-                write_batch(folder, _parse(payload, count))
-                reply = REPLY.pack(0, 0, 0)
-            except BatchError as exc:
-                reply = REPLY.pack(1, exc.step, exc.errno or 0)
-            except (ValueError, UnicodeDecodeError, struct.error):
-                reply = REPLY.pack(1, 3, 0)
-            os.write(stdout, reply)
-    finally:
-        os.close(folder)
-
-
-if __name__ == "__main__":
-    sys.exit(serve(sys.argv[1]))

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import binascii
-import contextlib
-import fcntl
 import os
 import re
 import secrets
-import subprocess
-import sys
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,17 +16,13 @@ from email.policy import default
 from email.utils import format_datetime, getaddresses
 from functools import lru_cache
 from pathlib import Path
-from types import TracebackType
 
 from core.errors import TerminalError
-from notify import batch_writer
-from notify.batch_writer import BatchError, write_batch
+from notify.batch_writer import write_batch
 from notify.render import FilledNotice, NoticeShape, RenderedNotice, as_built, html_escaped
 
 __all__ = [
     "EmlFile",
-    "OutboxWriteError",
-    "OutboxWriter",
     "UnsafeHeaderError",
     "build_eml",
     "build_emls",
@@ -357,10 +349,6 @@ def _date_header(moment: datetime) -> bytes:
     return format_datetime(moment.replace(microsecond=0)).encode("ascii")
 
 
-class OutboxWriteError(TerminalError):
-    """A batch of ``.eml`` files not written; names the step and the errno, never a file."""
-
-
 def _write_batch(outbox: Path, files: Sequence[tuple[Path, bytes]]) -> None:
     """Write every file durably and atomically (:func:`notify.batch_writer.write_batch`)."""
     if not files:
@@ -415,114 +403,6 @@ def write_durably(outbox: Path, files: Sequence[EmlFile]) -> None:
     Releases the GIL for its system calls: a caller may build the next batch meanwhile.
     """
     _write_batch(outbox, [(f.path, f.data) for f in files])
-
-
-class OutboxWriter:
-    """Writes batches of built ``.eml`` files durably from a child process of its own.
-
-    The child makes each batch durable exactly as :func:`write_durably` does (same function),
-    while this process builds the next one: the file system's system calls no longer wait for
-    the GIL behind the renderer, and both cores work. One batch is in flight at a time;
-    :attr:`durable` counts the files the child has reported on disk, durable and renamed into
-    place, and nothing else. Use as a context manager; leaving it waits for the last batch.
-    """
-
-    _SCRIPT = str(Path(batch_writer.__file__).resolve())
-    _PIPE_SIZE = 1 << 20
-
-    def __init__(self, outbox: Path) -> None:
-        outbox.mkdir(parents=True, exist_ok=True)
-        self.outbox = outbox
-        self.durable = 0
-        self._in_flight = 0
-        # -I -S: the child imports nothing of ours or of the environment, only the stdlib.
-        self._child = subprocess.Popen(
-            [sys.executable, "-I", "-S", self._SCRIPT, str(outbox)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            bufsize=0,
-        )
-        assert self._child.stdin is not None and self._child.stdout is not None
-        self._to = self._child.stdin.fileno()
-        self._from = self._child.stdout.fileno()
-        # Fewer wake-ups per batch; the default (64 KiB) works too, if pipe-max-size is lower.
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(self._to, fcntl.F_SETPIPE_SZ, self._PIPE_SIZE)
-
-    def submit(self, files: Sequence[EmlFile]) -> None:
-        """Hand a batch to the child, once the previous one is durable (see :meth:`wait`)."""
-        self.wait()
-        if not files:
-            return
-        buffers: list[bytes] = []
-        size = 0
-        for f in files:
-            if f.path.parent != self.outbox:
-                raise ValueError("every file of a batch belongs in this writer's outbox")
-            name = f.path.name.encode("ascii")
-            head = batch_writer.FILE_HEADER.pack(len(name), len(f.data)) + name
-            buffers += (head, f.data)
-            size += len(head) + len(f.data)
-        buffers.insert(0, batch_writer.BATCH_HEADER.pack(len(files), size))
-        self._send(buffers)
-        self._in_flight = len(files)
-
-    def _send(self, buffers: list[bytes]) -> None:
-        # writev releases the GIL for the copy into the pipe; a short write finishes with write.
-        for start in range(0, len(buffers), 512):
-            chunk = buffers[start : start + 512]
-            sent = os.writev(self._to, chunk)
-            if sent < sum(len(b) for b in chunk):
-                rest = memoryview(b"".join(chunk))[sent:]
-                while rest:
-                    rest = rest[os.write(self._to, rest) :]
-
-    def wait(self) -> None:
-        """Return once the batch in flight (if any) is durable; raise if it was refused."""
-        if not self._in_flight:
-            return
-        answer = bytearray()
-        while len(answer) < batch_writer.REPLY.size:
-            got = os.read(self._from, batch_writer.REPLY.size - len(answer))
-            if not got:
-                self._in_flight = 0
-                raise OutboxWriteError("outbox batch: the writer process ended before answering")
-            answer += got
-        status, step, errno = batch_writer.REPLY.unpack(answer)
-        count, self._in_flight = self._in_flight, 0
-        if status:
-            error = BatchError(step, errno)
-            raise OutboxWriteError(f"{error} (errno {errno})")
-        self.durable += count
-
-    def close(self) -> None:
-        """Wait for the last batch, then let the child end (end of its input)."""
-        try:
-            self.wait()
-        finally:
-            assert self._child.stdin is not None and self._child.stdout is not None
-            self._child.stdin.close()
-            self._child.stdout.close()
-            status = self._child.wait(timeout=60)
-        if status != 0:
-            raise OutboxWriteError(f"outbox batch: the writer process ended with status {status}")
-
-    def __enter__(self) -> OutboxWriter:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if kind is None:
-            self.close()
-            return
-        # Already failing: let the batch in flight finish (never half a batch of temporaries),
-        # and keep the error that brought us here rather than one from the writer.
-        with contextlib.suppress(OutboxWriteError):
-            self.close()
 
 
 def write_emls(

@@ -1,4 +1,4 @@
-"""Batches of .eml files written from a child process: durable, whole, counted only when on disk."""
+"""Batches of .eml files written durably and whole; a refused batch leaves no temporary."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import TerminalError
 from notify.batch_writer import BatchError, write_batch
-from notify.outbox import EmlFile, OutboxWriteError, OutboxWriter, build_emls, write_durably
+from notify.outbox import EmlFile, build_emls, write_durably
 from notify.render import NoticeRenderer
 from tests.notify.test_completeness import make_ctx
 
@@ -33,42 +32,24 @@ def _files(outbox: Path, n: int) -> list[EmlFile]:
     return [f for f in built if isinstance(f, EmlFile)]
 
 
-def test_the_child_writes_the_same_files_as_the_in_process_path(tmp_path: Path) -> None:
-    child_box, direct_box = tmp_path / "child", tmp_path / "direct"
-    files = _files(child_box, 25)
-    with OutboxWriter(child_box) as writer:
-        writer.submit(files[:10])
-        writer.submit(files[10:])  # waits for the first batch: one in flight at a time
-        assert writer.durable == 10
-    assert writer.durable == 25
-    write_durably(direct_box, _files(direct_box, 25))
-    assert sorted(p.name for p in child_box.iterdir()) == sorted(f.path.name for f in files)
-    for f in files:
-        written = (child_box / f.path.name).read_bytes()
-        assert written == f.data == (direct_box / f.path.name).read_bytes()
-        msg = email.message_from_bytes(written, policy=default)
-        assert isinstance(msg, EmailMessage) and msg.get_content_type() == "multipart/alternative"
-
-
-def test_a_refused_batch_is_not_counted_and_leaves_no_temporary(tmp_path: Path) -> None:
+def test_a_refused_batch_names_its_step_only_and_leaves_no_temporary(tmp_path: Path) -> None:
     outbox = tmp_path / "outbox"
     files = _files(outbox, 3)
     (outbox / files[1].path.name).mkdir(parents=True)  # a folder where a file must go
-    writer = OutboxWriter(outbox)
-    writer.submit(files)
-    with pytest.raises(OutboxWriteError) as caught:
-        writer.wait()
-    assert isinstance(caught.value, TerminalError)
+    with pytest.raises(BatchError) as caught:
+        write_durably(outbox, files)
     message = str(caught.value)
     assert "rename" in message and files[1].path.stem not in message
-    assert writer.durable == 0
     assert not [p for p in outbox.iterdir() if p.name.startswith(".")]
-    # The writer goes on with the next batch.
+    # Nothing stops the next batch.
     (outbox / files[1].path.name).rmdir()
-    writer.submit(files)
-    writer.close()
-    assert writer.durable == 3
+    write_durably(outbox, files)
     assert sorted(p.name for p in outbox.iterdir()) == sorted(f.path.name for f in files)
+    for f in files:
+        written = (outbox / f.path.name).read_bytes()
+        assert written == f.data
+        msg = email.message_from_bytes(written, policy=default)
+        assert isinstance(msg, EmailMessage) and msg.get_content_type() == "multipart/alternative"
 
 
 def test_write_batch_refuses_names_outside_the_folder(tmp_path: Path) -> None:
