@@ -42,8 +42,10 @@ _RECORDS_BY_KEY = Statement(
 _PERSON_SHAPES = Statement(
     "exposed persons by shape",
     """
-    SELECT e.matched_on, e.category_mask, e.risk, c.status = 'former', count(*)
-    FROM exposures e JOIN customers c USING (customer_id)
+    SELECT s.matched_on, e.category_mask, s.risk, c.status = 'former', count(*)
+    FROM exposure_rows e
+    JOIN customers c USING (customer_no)
+    JOIN exposure_shapes s USING (breach_id, kinds, category_mask)
     WHERE e.breach_id = $breach_id
     GROUP BY ALL ORDER BY ALL
     """,

@@ -34,12 +34,12 @@ _PLAN = Statement(
     """
     INSERT INTO notices (notice_id, breach_id, customer_id, channel, state, planned_at,
                          updated_at)
-    SELECT replace(uuid()::VARCHAR, '-', ''), $breach_id, e.customer_id,
+    SELECT replace(uuid()::VARCHAR, '-', ''), $breach_id, c.customer_id,
            CASE WHEN c.email IS NULL THEN 'post' ELSE 'email' END, 'planned', $now, $now
-    FROM exposures e JOIN customers c USING (customer_id)
+    FROM exposure_rows e JOIN customers c USING (customer_no)
     WHERE e.breach_id = $breach_id
       AND NOT EXISTS (SELECT 1 FROM notices n
-                      WHERE n.breach_id = $breach_id AND n.customer_id = e.customer_id)
+                      WHERE n.breach_id = $breach_id AND n.customer_id = c.customer_id)
     RETURNING notice_id
     """,
 )
@@ -49,8 +49,10 @@ _ROWS = Statement(
     SELECT n.notice_id, n.customer_id, n.channel, n.state, c.language, c.first_name,
            c.last_name, c.email, e.matched_on, e.categories, e.risk, c.iban_hint, c.phone_hint
     FROM notices n
-    JOIN exposures e ON e.breach_id = n.breach_id AND e.customer_id = n.customer_id
     JOIN customers c ON c.customer_id = n.customer_id
+    JOIN exposure_rows r ON r.breach_id = n.breach_id AND r.customer_no = c.customer_no
+    JOIN exposure_shapes e
+        ON e.breach_id = r.breach_id AND e.kinds = r.kinds AND e.category_mask = r.category_mask
     WHERE n.breach_id = $breach_id AND list_contains($states, n.state)
     ORDER BY n.notice_id
     """,
@@ -105,8 +107,10 @@ _CANDIDATES = Statement(
     SELECT n.notice_id, n.customer_id, n.channel, n.state, c.language, c.first_name,
            c.last_name, c.email, e.matched_on, e.categories, e.risk, c.iban_hint, c.phone_hint
     FROM notices n
-    JOIN exposures e ON e.breach_id = n.breach_id AND e.customer_id = n.customer_id
     JOIN customers c ON c.customer_id = n.customer_id
+    JOIN exposure_rows r ON r.breach_id = n.breach_id AND r.customer_no = c.customer_no
+    JOIN exposure_shapes e
+        ON e.breach_id = r.breach_id AND e.kinds = r.kinds AND e.category_mask = r.category_mask
     WHERE n.breach_id = $breach_id AND n.channel = 'email' AND list_contains($states, n.state)
     ORDER BY n.planned_at, n.notice_id
     LIMIT $limit

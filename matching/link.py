@@ -17,10 +17,11 @@ __all__ = ["LinkReport", "link", "write_partials"]
 
 _KIND_BITS = {KeyKind.EMAIL: 1, KeyKind.IBAN: 2, KeyKind.PHONE: 4}
 
-# Joins and groups run on the customer's number (a UINTEGER, schema 7); the customer_id is
-# looked up for the grouped result only. Grouping the join rows by a VARCHAR id spilled past
-# DuckDB's 2 GB cap at 20 M x 20 M (12.5 M join rows): 13.5-19 s for the query, against 10.2 s
-# grouping by the number plus 1.1 s to look the ids up.
+# Joins and groups run on the customer's number (a UINTEGER, schema 7), and exposures are
+# stored by number and shape (schema 8): the view `exposures` looks the customer_id up for
+# its readers. Grouping the join rows by a VARCHAR id spilled past DuckDB's 2 GB cap at
+# 20 M x 20 M (12.5 M join rows): 13.5-19 s for the query, against 10.2 s grouping by the
+# number plus 1.1 s to look the ids up, which the link no longer does.
 #
 # The joins below compare (k1, k2) only, not the kind: the kind is inside the hashed message
 # ("iban:FR76..."), so keys of two kinds are equal only if 128 bits of HMAC collide, the
@@ -53,19 +54,13 @@ _LINK_SHARD = Statement(
     GROUP BY ck.customer_no
     """,
 )
-# The customer_id of each exposed customer is looked up here, once per grouped row, not in the
-# write: the same join inside the INSERT into exposures took about 0.2 s more at 1 M x 1 M.
 _COMBINE = Statement(
     "combine link partials",
     """
     CREATE OR REPLACE TEMP TABLE link_result AS
-    SELECT c.customer_id, r.kinds, r.categories, r.matched_rows
-    FROM (
-        SELECT customer_no, bit_or(kinds) AS kinds, bit_or(categories) AS categories,
-               len(list_distinct(flatten(list(rowids)))) AS matched_rows
-        FROM link_partial GROUP BY customer_no
-    ) r
-    JOIN customers c USING (customer_no)
+    SELECT customer_no, bit_or(kinds) AS kinds, bit_or(categories) AS categories,
+           len(list_distinct(flatten(list(rowids)))) AS matched_rows
+    FROM link_partial GROUP BY customer_no
     """,
 )
 # One shard (the default): no partials to combine, so rows are counted directly instead of
@@ -76,24 +71,20 @@ _LINK_SINGLE = Statement(
     "link in one pass",
     """
     CREATE OR REPLACE TEMP TABLE link_result AS
-    SELECT c.customer_id, r.kinds, r.categories, r.matched_rows
+    SELECT customer_no, bit_or(kinds)::UTINYINT AS kinds, bit_or(categories) AS categories,
+           count(*) AS matched_rows
     FROM (
-        SELECT customer_no, bit_or(kinds)::UTINYINT AS kinds, bit_or(categories) AS categories,
-               count(*) AS matched_rows
-        FROM (
-            SELECT ck.customer_no,
-                   (lk.artifact_no::UBIGINT << 48) | (lk.table_no::UBIGINT << 40) | lk.row
-                       AS leaked_row,
-                   bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END) AS kinds,
-                   bit_or(lk.categories) AS categories
-            FROM leak_keys lk
-            JOIN customer_keys ck ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
-            WHERE lk.artifact_no IN (SELECT artifact_no FROM breach_artifacts)
-            GROUP BY ck.customer_no, leaked_row
-        )
-        GROUP BY customer_no
-    ) r
-    JOIN customers c USING (customer_no)
+        SELECT ck.customer_no,
+               (lk.artifact_no::UBIGINT << 48) | (lk.table_no::UBIGINT << 40) | lk.row
+                   AS leaked_row,
+               bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END) AS kinds,
+               bit_or(lk.categories) AS categories
+        FROM leak_keys lk
+        JOIN customer_keys ck ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
+        WHERE lk.artifact_no IN (SELECT artifact_no FROM breach_artifacts)
+        GROUP BY ck.customer_no, leaked_row
+    )
+    GROUP BY customer_no
     """,
 )
 _COMBOS = Statement(
@@ -102,16 +93,20 @@ _COMBOS = Statement(
 _WRITE = Statement(
     "write exposures",
     """
-    DELETE FROM exposures WHERE breach_id = $breach_id;
-    INSERT INTO exposures
-    SELECT $breach_id, r.customer_id, d.matched_on, d.category_names, r.categories, d.risk,
-           d.reasons, r.matched_rows, $now
-    FROM link_result r JOIN decisions d USING (kinds, categories);
+    DELETE FROM exposure_rows WHERE breach_id = $breach_id;
+    DELETE FROM exposure_shapes WHERE breach_id = $breach_id;
+    INSERT INTO exposure_shapes
+    SELECT $breach_id, kinds, categories, matched_on, category_names, risk, reasons
+    FROM decisions;
+    INSERT INTO exposure_rows
+    SELECT $breach_id, customer_no, kinds, categories, matched_rows, $now FROM link_result;
     DROP TABLE link_partial;
     DROP TABLE link_result;
     """,
 )
-_COUNT = Statement("count exposures", "SELECT count(*) FROM exposures WHERE breach_id = $breach_id")
+_COUNT = Statement(
+    "count exposures", "SELECT count(*) FROM exposure_rows WHERE breach_id = $breach_id"
+)
 
 
 @dataclass(frozen=True)

@@ -46,21 +46,24 @@ _EXPOSED = Statement(
     SELECT count(*),
            count(*) FILTER (WHERE c.status = 'former'),
            count(*) FILTER (WHERE c.email IS NULL)
-    FROM exposures e JOIN customers c USING (customer_id) WHERE e.breach_id = $breach_id
+    FROM exposure_rows e JOIN customers c USING (customer_no) WHERE e.breach_id = $breach_id
     """,
 )
 _BY = Statement(
     "exposures by list value",
     """
+    WITH e AS (
+        SELECT s.matched_on, s.categories, s.risk
+        FROM exposure_rows r JOIN exposure_shapes s USING (breach_id, kinds, category_mask)
+        WHERE r.breach_id = $breach_id
+    )
     SELECT axis, value, count(*) FROM (
-        SELECT 'key' AS axis, unnest(string_split(matched_on, ';')) AS value
-            FROM exposures WHERE breach_id = $breach_id
+        SELECT 'key' AS axis, unnest(string_split(matched_on, ';')) AS value FROM e
         UNION ALL
-        SELECT 'category', unnest(string_split(categories, ';'))
-            FROM exposures WHERE breach_id = $breach_id AND categories <> ''
+        SELECT 'category', unnest(string_split(categories, ';')) FROM e WHERE categories <> ''
     ) GROUP BY ALL
     UNION ALL
-    SELECT 'risk', risk, count(*) FROM exposures WHERE breach_id = $breach_id GROUP BY ALL
+    SELECT 'risk', risk, count(*) FROM e GROUP BY ALL
     """,
 )
 _CUSTOMERS = Statement("customers in base", "SELECT count(*) FROM customers")
@@ -87,7 +90,7 @@ _TIMES = Statement(
     SELECT b.status, b.regime, b.created_at, b.aware_at, b.confirmed_at,
            (SELECT min(acquired_at) FROM artifacts a WHERE a.breach_id = b.breach_id),
            (SELECT max(acquired_at) FROM artifacts a WHERE a.breach_id = b.breach_id),
-           (SELECT max(computed_at) FROM exposures e WHERE e.breach_id = b.breach_id),
+           (SELECT max(computed_at) FROM exposure_rows e WHERE e.breach_id = b.breach_id),
            (SELECT min(planned_at) FROM notices n WHERE n.breach_id = b.breach_id),
            (SELECT min(sent_at) FROM notices n WHERE n.breach_id = b.breach_id),
            (SELECT max(sent_at) FROM notices n WHERE n.breach_id = b.breach_id),
@@ -104,18 +107,18 @@ _TIMES = Statement(
 _OVERLAP = Statement(
     "exposed customers also exposed in other breaches",
     """
-    SELECT o.breach_id, count(DISTINCT o.customer_id)
-    FROM exposures e JOIN exposures o
-        ON o.customer_id = e.customer_id AND o.breach_id <> e.breach_id
+    SELECT o.breach_id, count(DISTINCT o.customer_no)
+    FROM exposure_rows e JOIN exposure_rows o
+        ON o.customer_no = e.customer_no AND o.breach_id <> e.breach_id
     WHERE e.breach_id = $breach_id GROUP BY ALL ORDER BY ALL
     """,
 )
 _OVERLAP_TOTAL = Statement(
     "exposed customers also exposed in any other breach",
     """
-    SELECT count(*) FROM exposures e
+    SELECT count(*) FROM exposure_rows e
     WHERE e.breach_id = $breach_id AND EXISTS
-        (SELECT 1 FROM exposures o WHERE o.customer_id = e.customer_id
+        (SELECT 1 FROM exposure_rows o WHERE o.customer_no = e.customer_no
              AND o.breach_id <> e.breach_id)
     """,
 )
@@ -123,7 +126,7 @@ _FORMER_DAYS = Statement(
     "former subscribers exposed, by days since contract end",
     """
     SELECT date_diff('day', c.contract_end, CAST($reference AS DATE)), count(*)
-    FROM exposures e JOIN customers c USING (customer_id)
+    FROM exposure_rows e JOIN customers c USING (customer_no)
     WHERE e.breach_id = $breach_id AND c.status = 'former'
     GROUP BY ALL
     """,

@@ -79,9 +79,14 @@ def test_a_wrong_exposure_fails_loudly(tmp_path: Path) -> None:
     store_path = tmp_path / "s.duckdb"
     with Store(store_path) as store:
         store.con.execute(
-            "INSERT INTO exposures VALUES ($b, 'C1', 'email', 'email', 2, 'low', '', 1, now())",
+            "INSERT INTO customers (customer_no, customer_id, language, status, fingerprint, "
+            "key_id, updated_at) VALUES (1, 'C1', 'fr', 'active', ''::BLOB, 'k', now())"
+        )
+        store.con.execute(
+            "INSERT INTO exposure_shapes VALUES ($b, 1, 2, 'email', 'email', 'low', '')",
             {"b": BREACH_ID},
         )
+        store.con.execute("INSERT INTO exposure_rows VALUES ($b, 1, 1, 2, 1, now())", {"b": BREACH_ID})
     right = pl.DataFrame({"customer_id": ["C1"], "matched_on": ["email"], "categories": ["email"]})
     assert _check_exposures(store_path, right) == 1
     with pytest.raises(ExposuresMismatch, match="DIFFER"):
