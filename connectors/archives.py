@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
 from connectors.acquire import AcquireOptions, Refusal
-from connectors.base import Artifact
+from connectors.base import Artifact, Digest
 from connectors.sniff import read_head, sniff_media_type
 from connectors.spreadsheet import spreadsheet_kind
 
@@ -279,7 +279,7 @@ class _Extractor:
         return Artifact(
             path=path,
             source=self.artifact.source,
-            sha256=sha256,
+            digest=Digest.known(sha256),
             size=size,
             acquired_at=datetime.now(UTC),
             media_type=sniff_media_type(read_head(path)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,11 +14,35 @@ import polars as pl
 if TYPE_CHECKING:
     from connectors.delimited import Dialect
 
-__all__ = ["ROW", "Artifact", "DelimitedLayout", "RowReject", "Table", "record_batches"]
+__all__ = ["ROW", "Artifact", "DelimitedLayout", "Digest", "RowReject", "Table", "record_batches"]
 
 # Every parsed batch carries this UInt64 column: the 1-based number of the data record in its
 # table (a header line is not counted). Errors and rejects cite it as "row N".
 ROW = "__row"
+
+
+class Digest:
+    """An artifact's SHA-256 (hex): known when it was acquired, or still being computed.
+
+    A local file is hashed on a thread of its own (``connectors.files``) while it is parsed:
+    hashing 2.6 GB from disk took 5.4 s before the first row could be read. ``value`` waits
+    for it and raises what hashing raised (an ``InputError`` naming the file).
+    """
+
+    def __init__(self, future: Future[str]) -> None:
+        self._future = future
+
+    @classmethod
+    def known(cls, sha256: str) -> Digest:
+        future: Future[str] = Future()
+        future.set_result(sha256)
+        return cls(future)
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def value(self) -> str:
+        return self._future.result()
 
 
 @dataclass(frozen=True)
@@ -26,12 +51,17 @@ class Artifact:
 
     path: Path
     source: str
-    sha256: str
+    digest: Digest
     size: int
     acquired_at: datetime
     media_type: str = "application/octet-stream"
     inner_path: str | None = None
     telegram: dict[str, Any] | None = None
+
+    @property
+    def sha256(self) -> str:
+        """The content's SHA-256 (hex), waiting for it if it is still being computed."""
+        return self.digest.value()
 
     @property
     def display(self) -> str:

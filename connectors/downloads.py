@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 from connectors.acquire import AcquireOptions
-from connectors.base import Artifact
+from connectors.base import Artifact, Digest
 from connectors.sniff import read_head, sniff_media_type
 from core.errors import InputError, TransientError
 
@@ -286,7 +286,7 @@ def download(
     return Artifact(
         path=target,
         source=shown,
-        sha256=sha256,
+        digest=Digest.known(sha256),
         size=part.size,
         acquired_at=datetime.now(UTC),
         media_type=sniff_media_type(read_head(target)),

@@ -3,35 +3,68 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connectors.base import Artifact
+from connectors.base import Artifact, Digest
 from connectors.sniff import read_head, sniff_media_type
 from core.errors import InputError
 
-__all__ = ["acquire_file", "acquire_path"]
+__all__ = ["acquire_file", "acquire_path", "sha256_of"]
 
 _CHUNK = 1024 * 1024
 
 
-def acquire_file(path: Path, source: str, inner_path: str | None = None) -> Artifact:
-    """One regular file -> an Artifact (streamed SHA-256, never the whole file in memory)."""
+def sha256_of(path: Path, source: str, size: int) -> str:
+    """The file's SHA-256 (hex), streamed, never the whole file in memory.
+
+    ``size``: what the file measured when it was acquired; a file that no longer has it is
+    refused (``InputError``): it changed between acquisition and its digest.
+    """
     digest = hashlib.sha256()
-    size = 0
+    read = 0
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
     try:
-        with path.open("rb") as f:
-            while chunk := f.read(_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
+        with path.open("rb", buffering=0) as f:
+            while n := f.readinto(buffer):
+                digest.update(view[:n])
+                read += n
+    except OSError as exc:
+        raise InputError(f"cannot read file ({type(exc).__name__})", file=source) from None
+    if read != size:
+        raise InputError("file changed while it was read (size differs)", file=source)
+    return digest.hexdigest()
+
+
+def _hashing(path: Path, source: str, size: int) -> Digest:
+    """Start hashing the file on a thread of its own (hashlib and reads release the GIL)."""
+    future: Future[str] = Future()
+
+    def work() -> None:
+        try:
+            future.set_result(sha256_of(path, source, size))
+        except BaseException as exc:  # handed to whoever waits for the value
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name="leakwatch-sha256", daemon=True).start()
+    return Digest(future)
+
+
+def acquire_file(path: Path, source: str, inner_path: str | None = None) -> Artifact:
+    """One regular file -> an Artifact, its SHA-256 being computed in the background."""
+    try:
+        size = path.stat().st_size
         head = read_head(path)
     except OSError as exc:
         raise InputError(f"cannot read file ({type(exc).__name__})", file=source) from None
     return Artifact(
         path=path,
         source=source,
-        sha256=digest.hexdigest(),
+        digest=_hashing(path, source, size),
         size=size,
         acquired_at=datetime.now(UTC),
         media_type=sniff_media_type(head),

@@ -187,7 +187,7 @@ def ingest_source(
     """Acquire every artifact of a source and store it; a refused artifact does not stop the rest."""
     report = IngestReport(source=source)
     if rt.settings.native_scan:
-        fastscan.warm_up()  # while the first file is hashed
+        fastscan.warm_up()  # while the first file is sniffed
     with open_store(rt.settings) as store:
         take_snapshot(store, "ingest", keep=rt.settings.snapshot_keep)
         leaks.ensure_breach(store, breach_id, regime=rt.settings.regime)
@@ -199,20 +199,25 @@ def ingest_source(
                 )
                 report.errors.append(f"{artifact.display}: {artifact.reason}")
                 continue
-            facts = leaks.ArtifactFacts(
-                breach_id=breach_id,
-                source=artifact.source,
-                sha256=artifact.sha256,
-                size=artifact.size,
-                media_type=artifact.media_type,
-                acquired_at=artifact.acquired_at,
-                inner_path=artifact.inner_path,
-                telegram=artifact.telegram,
-            )
-            number = leaks.begin_artifact(store, facts)
-            if number is None:
-                report.skipped_known += 1
+            # Content of a size the breach has never held is new: it is ingested while it is
+            # hashed. Otherwise the digest is waited for, to skip content already ingested.
+            unhashed = not leaks.may_hold(store, breach_id, artifact.size)
+            try:
+                facts = _facts(breach_id, artifact, "" if unhashed else artifact.sha256)
+            except InputError as exc:  # the file could not be hashed
+                leaks.record_refusal(
+                    store, breach_id, artifact.source, artifact.inner_path, exc.reason
+                )
+                report.errors.append(str(exc))
                 continue
+            if unhashed:
+                number = leaks.begin_unhashed(store, facts)
+            else:
+                begun = leaks.begin_artifact(store, facts)
+                if begun is None:
+                    report.skipped_known += 1
+                    continue
+                number = begun
             report.artifacts += 1
             parser: str | None = None
             rows_read = rows_rejected = 0
@@ -230,8 +235,11 @@ def ingest_source(
                     rows_rejected += len(table.rejects)
                     report.values_rejected += counts.values_rejected
                     report.keys += counts.keys
+                sha256 = artifact.sha256 if unhashed else None
             except InputError as exc:
-                leaks.fail_artifact(store, number, error=str(exc), parser=parser)
+                leaks.fail_artifact(
+                    store, number, error=str(exc), parser=parser, sha256=_digest_if_any(artifact)
+                )
                 report.errors.append(str(exc))
                 continue
             leaks.finish_artifact(
@@ -240,10 +248,32 @@ def ingest_source(
                 parser=parser or "none",
                 rows_read=rows_read,
                 rows_rejected=rows_rejected,
+                sha256=sha256,
             )
             report.rows_read += rows_read
             report.rows_rejected += rows_rejected
     return report
+
+
+def _facts(breach_id: str, artifact: Artifact, sha256: str) -> leaks.ArtifactFacts:
+    return leaks.ArtifactFacts(
+        breach_id=breach_id,
+        source=artifact.source,
+        sha256=sha256,
+        size=artifact.size,
+        media_type=artifact.media_type,
+        acquired_at=artifact.acquired_at,
+        inner_path=artifact.inner_path,
+        telegram=artifact.telegram,
+    )
+
+
+def _digest_if_any(artifact: Artifact) -> str | None:
+    """The artifact's SHA-256 for a failed artifact's record; None if it could not be read."""
+    try:
+        return artifact.sha256
+    except InputError:
+        return None
 
 
 def match_breach(rt: Runtime, breach_id: str) -> int:

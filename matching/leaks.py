@@ -23,12 +23,14 @@ __all__ = [
     "NormalisedBatch",
     "TableCounts",
     "begin_artifact",
+    "begin_unhashed",
     "ensure_breach",
     "fail_artifact",
     "finish_artifact",
     "hash_batch",
     "ingest_batches",
     "ingest_normalised",
+    "may_hold",
     "normalise_leak_batch",
     "record_refusal",
     "record_table",
@@ -94,6 +96,27 @@ _PURGE = Statement(
     UPDATE artifacts SET state = 'ingesting', error = NULL, rows_read = 0, rows_rejected = 0,
         acquired_at = $acquired_at WHERE artifact_no = $no;
     """,
+)
+_SAME_SIZE = Statement(
+    "hashed artifacts of the same size",
+    "SELECT count(*) FROM artifacts WHERE breach_id = $breach_id AND size = $size AND sha256 <> ''",
+)
+_FIND_UNHASHED = Statement(
+    "find an artifact left unhashed",
+    """
+    SELECT artifact_no FROM artifacts
+    WHERE breach_id = $breach_id AND state = 'ingesting' AND sha256 = '' AND source = $source
+      AND coalesce(inner_path, '') = coalesce($inner_path, '')
+    ORDER BY artifact_no LIMIT 1
+    """,
+)
+_REACQUIRED = Statement(
+    "record what a re-acquired artifact is",
+    "UPDATE artifacts SET size = $size, media_type = $media_type WHERE artifact_no = $no",
+)
+_SHA = Statement(
+    "record an artifact's SHA-256",
+    "UPDATE artifacts SET sha256 = $sha256 WHERE artifact_no = $no",
 )
 _NEW_ARTIFACT = Statement(
     "record artifact",
@@ -172,6 +195,51 @@ def begin_artifact(store: Store, facts: ArtifactFacts) -> int | None:
                 _NEW_ARTIFACT,
                 {
                     **params,
+                    "source": facts.source,
+                    "inner_path": facts.inner_path,
+                    "size": facts.size,
+                    "media_type": facts.media_type,
+                    "acquired_at": facts.acquired_at,
+                    "telegram": json.dumps(facts.telegram) if facts.telegram else None,
+                },
+            )
+        )
+
+
+def may_hold(store: Store, breach_id: str, size: int) -> bool:
+    """Whether the breach has a hashed artifact of this size: one that may hold the same bytes.
+
+    Content of a size never seen cannot be a known artifact's, so it can be ingested while it
+    is still being hashed (``begin_unhashed``).
+    """
+    return bool(store.scalar(_SAME_SIZE, {"breach_id": breach_id, "size": size}))
+
+
+def begin_unhashed(store: Store, facts: ArtifactFacts) -> int:
+    """The artifact number to ingest into before its SHA-256 is known (recorded as '').
+
+    Only for content ``may_hold`` says no artifact of the breach can hold: the same bytes come
+    again with the same size, find this one hashed (one writer at a time), and are skipped or
+    re-ingested by ``begin_artifact``. One left half-ingested by a crash (same source, still
+    '') is purged and ingested again under its number. ``finish_artifact`` or
+    ``fail_artifact`` record the SHA-256 once known.
+    """
+    params = {"breach_id": facts.breach_id, "source": facts.source, "inner_path": facts.inner_path}
+    with store.transaction():
+        found = store.rows(_FIND_UNHASHED, params)
+        if found:
+            number = int(found[0][0])
+            store.run(_PURGE, {"no": number, "acquired_at": facts.acquired_at})
+            store.run(
+                _REACQUIRED, {"no": number, "size": facts.size, "media_type": facts.media_type}
+            )
+            return number
+        return int(
+            store.scalar(
+                _NEW_ARTIFACT,
+                {
+                    "breach_id": facts.breach_id,
+                    "sha256": "",
                     "source": facts.source,
                     "inner_path": facts.inner_path,
                     "size": facts.size,
@@ -411,18 +479,28 @@ def record_table(
 
 
 def finish_artifact(
-    store: Store, artifact_no: int, *, parser: str, rows_read: int, rows_rejected: int
+    store: Store,
+    artifact_no: int,
+    *,
+    parser: str,
+    rows_read: int,
+    rows_rejected: int,
+    sha256: str | None = None,
 ) -> None:
-    store.run(
-        _FINISH,
-        {
-            "no": artifact_no,
-            "parser": parser,
-            "rows_read": rows_read,
-            "rows_rejected": rows_rejected,
-            "now": datetime.now(UTC),
-        },
-    )
+    """Mark an artifact done; ``sha256``: its digest, if it began unhashed."""
+    with store.transaction():
+        if sha256 is not None:
+            store.run(_SHA, {"no": artifact_no, "sha256": sha256})
+        store.run(
+            _FINISH,
+            {
+                "no": artifact_no,
+                "parser": parser,
+                "rows_read": rows_read,
+                "rows_rejected": rows_rejected,
+                "now": datetime.now(UTC),
+            },
+        )
 
 
 def record_refusal(
@@ -451,9 +529,13 @@ def record_refusal(
     return number
 
 
-def fail_artifact(store: Store, artifact_no: int, *, error: str, parser: str | None) -> None:
+def fail_artifact(
+    store: Store, artifact_no: int, *, error: str, parser: str | None, sha256: str | None = None
+) -> None:
     """Mark an artifact refused; the reason (never a value) goes to the rejects too."""
     with store.transaction():
+        if sha256 is not None:
+            store.run(_SHA, {"no": artifact_no, "sha256": sha256})
         store.run(
             _FAIL, {"no": artifact_no, "error": error, "parser": parser, "now": datetime.now(UTC)}
         )
