@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -176,6 +176,24 @@ def ensure_breach(store: Store, breach_id: str, *, regime: str) -> None:
     store.run(_ENSURE_BREACH, {"breach_id": breach_id, "now": datetime.now(UTC), "regime": regime})
 
 
+def _new_artifact(store: Store, facts: ArtifactFacts) -> int:
+    return int(
+        store.scalar(
+            _NEW_ARTIFACT,
+            {
+                "breach_id": facts.breach_id,
+                "sha256": facts.sha256,
+                "source": facts.source,
+                "inner_path": facts.inner_path,
+                "size": facts.size,
+                "media_type": facts.media_type,
+                "acquired_at": facts.acquired_at,
+                "telegram": json.dumps(facts.telegram) if facts.telegram else None,
+            },
+        )
+    )
+
+
 def begin_artifact(store: Store, facts: ArtifactFacts) -> int | None:
     """The artifact number to ingest into, or None when the same content is already in the breach.
 
@@ -190,20 +208,7 @@ def begin_artifact(store: Store, facts: ArtifactFacts) -> int | None:
             number = int(found[0][0])
             store.run(_PURGE, {"no": number, "acquired_at": facts.acquired_at})
             return number
-        return int(
-            store.scalar(
-                _NEW_ARTIFACT,
-                {
-                    **params,
-                    "source": facts.source,
-                    "inner_path": facts.inner_path,
-                    "size": facts.size,
-                    "media_type": facts.media_type,
-                    "acquired_at": facts.acquired_at,
-                    "telegram": json.dumps(facts.telegram) if facts.telegram else None,
-                },
-            )
-        )
+        return _new_artifact(store, facts)
 
 
 def may_hold(store: Store, breach_id: str, size: int) -> bool:
@@ -234,21 +239,7 @@ def begin_unhashed(store: Store, facts: ArtifactFacts) -> int:
                 _REACQUIRED, {"no": number, "size": facts.size, "media_type": facts.media_type}
             )
             return number
-        return int(
-            store.scalar(
-                _NEW_ARTIFACT,
-                {
-                    "breach_id": facts.breach_id,
-                    "sha256": "",
-                    "source": facts.source,
-                    "inner_path": facts.inner_path,
-                    "size": facts.size,
-                    "media_type": facts.media_type,
-                    "acquired_at": facts.acquired_at,
-                    "telegram": json.dumps(facts.telegram) if facts.telegram else None,
-                },
-            )
-        )
+        return _new_artifact(store, replace(facts, sha256=""))
 
 
 def _nonempty(columns: Sequence[str]) -> pl.Expr:

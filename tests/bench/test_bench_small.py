@@ -86,7 +86,9 @@ def test_a_wrong_exposure_fails_loudly(tmp_path: Path) -> None:
             "INSERT INTO exposure_shapes VALUES ($b, 1, 2, 'email', 'email', 'low', '')",
             {"b": BREACH_ID},
         )
-        store.con.execute("INSERT INTO exposure_rows VALUES ($b, 1, 1, 2, 1, now())", {"b": BREACH_ID})
+        store.con.execute(
+            "INSERT INTO exposure_rows VALUES ($b, 1, 1, 2, 1, now())", {"b": BREACH_ID}
+        )
     right = pl.DataFrame({"customer_id": ["C1"], "matched_on": ["email"], "categories": ["email"]})
     assert _check_exposures(store_path, right) == 1
     with pytest.raises(ExposuresMismatch, match="DIFFER"):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,25 @@ def schema_at(path: Path, version: int) -> duckdb.DuckDBPyConnection:
         con.execute(script)
         con.execute("INSERT INTO schema_version VALUES ($v, now())", {"v": number})
     return con
+
+
+@contextmanager
+def downgraded(
+    current: Path, old: Path, version: int, copied: Sequence[str]
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A new ``version`` store at ``old`` holding ``current``'s ``copied`` tables as they are.
+
+    The block writes the rest, reading ``current`` as ``src``; the store is closed after it.
+    """
+    con = schema_at(old, version)
+    try:
+        con.execute("ATTACH $p AS src (READ_ONLY)", {"p": str(current)})
+        for table in copied:
+            con.execute(f"INSERT INTO {table} SELECT * FROM src.{table}")
+        yield con
+        con.execute("DETACH src")
+    finally:
+        con.close()
 
 
 def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from old_stores import EXPOSURES, linked_and_downgraded, rows, schema_at
+from old_stores import EXPOSURES, downgraded, linked_and_downgraded, rows, schema_at
 
 from matching.link import link
 from matching.shards import combine, export_shards, link_shard
@@ -64,19 +64,12 @@ _V7_CUSTOMERS = "SELECT * EXCLUDE (customer_no) FROM customers ORDER BY customer
 
 def _downgrade(current: Path, old: Path) -> None:
     """Write ``current``'s data into a version-6 store at ``old``: keys by customer_id, no numbers."""
-    con = schema_at(old, 6)
-    try:
-        con.execute("ATTACH $p AS src (READ_ONLY)", {"p": str(current)})
-        for table in _UNCHANGED:
-            con.execute(f"INSERT INTO {table} SELECT * FROM src.{table}")
+    with downgraded(current, old, 6, _UNCHANGED) as con:
         con.execute("INSERT INTO customers SELECT * EXCLUDE (customer_no) FROM src.customers")
         con.execute(
             "INSERT INTO customer_keys SELECT c.customer_id, k.kind, k.k1, k.k2, k.key_id "
             "FROM src.customer_keys k JOIN src.customers c USING (customer_no)"
         )
-        con.execute("DETACH src")
-    finally:
-        con.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from old_stores import EXPOSURES, linked_and_downgraded, rows, schema_at
+from old_stores import EXPOSURES, downgraded, linked_and_downgraded, rows, schema_at
 
 from matching.link import link
 from matching.sql import MIGRATIONS
@@ -35,14 +35,8 @@ _EXPOSURE_COLUMNS = (
 
 
 def _downgrade(current: Path, old: Path) -> None:
-    con = schema_at(old, 7)
-    try:
-        con.execute("ATTACH $p AS src (READ_ONLY)", {"p": str(current)})
-        for table in _COPIED:
-            con.execute(f"INSERT INTO {table} SELECT * FROM src.{table}")
-        con.execute("DETACH src")
-    finally:
-        con.close()
+    with downgraded(current, old, 7, _COPIED):
+        pass
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from old_stores import EXPOSURES, linked_and_downgraded, rows, schema_at
+from old_stores import EXPOSURES, downgraded, linked_and_downgraded, rows, schema_at
 
 from matching.keyed_hash import key_bytes, key_words
 from matching.link import link
@@ -53,11 +53,7 @@ def _downgrade(current: Path, old: Path) -> None:
 
     Version 5 has no customer numbers: customers lose theirs, keys are written by customer_id.
     """
-    con = schema_at(old, 5)
-    try:
-        con.execute("ATTACH $p AS src (READ_ONLY)", {"p": str(current)})
-        for table in _UNCHANGED:
-            con.execute(f"INSERT INTO {table} SELECT * FROM src.{table}")
+    with downgraded(current, old, 5, _UNCHANGED) as con:
         con.execute("INSERT INTO customers SELECT * EXCLUDE (customer_no) FROM src.customers")
         con.execute(
             "INSERT INTO customer_keys SELECT n.customer_id, c.kind, "
@@ -69,9 +65,6 @@ def _downgrade(current: Path, old: Path) -> None:
             + _BLOB.format("l")
             + ", categories FROM src.leak_keys l"
         )
-        con.execute("DETACH src")
-    finally:
-        con.close()
 
 
 @pytest.fixture
