@@ -22,24 +22,23 @@ ROW = "__row"
 
 
 class Digest:
-    """An artifact's SHA-256 (hex): known when it was acquired, or still being computed.
+    """An artifact's SHA-256 (hex): known when it was acquired, or computed in the background.
 
     A local file is hashed on a thread of its own (``connectors.files``) while it is parsed:
-    hashing 2.6 GB from disk took 5.4 s before the first row could be read. ``value`` waits
-    for it and raises what hashing raised (an ``InputError`` naming the file).
+    hashing 2.6 GB from disk took 5.4 s before the first row could be read. ``background``
+    says which of the two it is (fixed when acquired, whether or not the thread is done);
+    ``value`` waits for it and raises what hashing raised (an ``InputError`` naming the file).
     """
 
-    def __init__(self, future: Future[str]) -> None:
+    def __init__(self, future: Future[str], *, background: bool) -> None:
         self._future = future
+        self.background = background
 
     @classmethod
     def known(cls, sha256: str) -> Digest:
         future: Future[str] = Future()
         future.set_result(sha256)
-        return cls(future)
-
-    def done(self) -> bool:
-        return self._future.done()
+        return cls(future, background=False)
 
     def value(self) -> str:
         return self._future.result()

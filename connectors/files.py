@@ -51,7 +51,7 @@ def _hashing(path: Path, source: str, size: int) -> Digest:
             future.set_exception(exc)
 
     threading.Thread(target=work, name="leakwatch-sha256", daemon=True).start()
-    return Digest(future)
+    return Digest(future, background=True)
 
 
 def acquire_file(path: Path, source: str, inner_path: str | None = None) -> Artifact:

@@ -31,8 +31,8 @@ def _partial(folder: Path, shard: int) -> Path:
 
 
 # Parameters are ids and counts; results are counts. The shard files hold keyed hashes and
-# customer numbers only (the store maps numbers to ids), and nothing is persisted or cached by
-# Prefect.
+# customer numbers only (only the store maps numbers to ids), and nothing is persisted or
+# cached by Prefect.
 @task(name="export-shards", persist_result=False, cache_policy=NONE)
 def export_task(breach_id: str, run_id: str, shards: int) -> int:
     """Write the customer and leak keys of each shard to Parquet, from the store."""

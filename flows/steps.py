@@ -199,17 +199,21 @@ def ingest_source(
                 )
                 report.errors.append(f"{artifact.display}: {artifact.reason}")
                 continue
-            # Content of a size the breach has never held is new: it is ingested while it is
-            # hashed. Otherwise the digest is waited for, to skip content already ingested.
-            unhashed = not leaks.may_hold(store, breach_id, artifact.size)
+            # A file being hashed whose size the breach has never held is new content: it is
+            # ingested while it is hashed. Otherwise the digest is waited for (or known), to
+            # skip content already ingested.
+            unhashed = artifact.digest.background and not leaks.may_hold(
+                store, breach_id, artifact.size
+            )
             try:
-                facts = _facts(breach_id, artifact, "" if unhashed else artifact.sha256)
+                sha256_now = "" if unhashed else artifact.sha256
             except InputError as exc:  # the file could not be hashed
                 leaks.record_refusal(
                     store, breach_id, artifact.source, artifact.inner_path, exc.reason
                 )
                 report.errors.append(str(exc))
                 continue
+            facts = _facts(breach_id, artifact, sha256_now)
             if unhashed:
                 number = leaks.begin_unhashed(store, facts)
             else:

@@ -18,8 +18,8 @@ __all__ = ["ShardPaths", "combine", "export_shards", "link_shard", "shard_paths"
 
 MAX_SHARDS = 65_536  # the prefix is the key's first two bytes
 
-# Shard files carry customer numbers, not customer ids: ``combine`` maps numbers to ids in the
-# store, as the one-store link does.
+# Shard files carry customer numbers, not customer ids: exposures are stored by number, and
+# only the store's view ``exposures`` maps numbers to ids.
 #
 # The keys are keyed hashes, uniform in every byte: their first two bytes, read as a
 # big-endian number (k1 >> 48, keyed_hash.py), split them evenly and the same way in every
