@@ -12,7 +12,7 @@ import os
 import secrets
 from collections.abc import Sequence
 
-__all__ = ["STEPS", "BatchError", "write_batch"]
+__all__ = ["STEPS", "BatchError", "BatchFiles", "write_batch"]
 
 STEPS = ("create", "sync", "rename")
 
@@ -41,53 +41,99 @@ def _safe_name(name: str) -> bool:
     return bool(name) and "/" not in name and "\0" not in name and not name.startswith(".")
 
 
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    written = os.write(fd, data)
+    if written < len(data):  # a short write: the rest, as often as it takes
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+class BatchFiles:
+    """A batch of files on its way into the open folder ``folder``, durable and whole at once.
+
+    :meth:`add` writes each file to a hidden temporary name as it comes (create, one write,
+    close, relative to the folder's descriptor: no path walk), so no caller holds a batch's
+    data; :meth:`commit` then makes the data of all of them durable at once (one ``syncfs``,
+    else one ``fsync`` per file), renames them into place and syncs the folder. A crash leaves
+    under each final name either nothing or a whole earlier file, never a partial one. Raises
+    :class:`BatchError` (the batch's temporaries removed). One batch per instance.
+    """
+
+    def __init__(self, folder: int) -> None:
+        self._folder = folder
+        self._token = secrets.token_hex(6)
+        self._names: list[str] = []
+        self._temporaries: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def add(self, name: str, data: bytes | memoryview) -> None:
+        """Write ``data`` to a temporary that :meth:`commit` renames to ``name``."""
+        if not _safe_name(name):
+            self.discard()
+            raise BatchError(0, 22)  # EINVAL at create: never a path outside the folder
+        tmp = f".{name}.{self._token}-{len(self._temporaries)}.tmp"
+        try:
+            fd = os.open(tmp, _CREATE, 0o600, dir_fd=self._folder)
+            self._temporaries.append(tmp)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self.discard()
+            raise BatchError(0, exc.errno or 0) from None
+        self._names.append(name)
+
+    def commit(self) -> None:
+        """Every file added durable under its name when this returns (nothing added: nothing)."""
+        if not self._names:
+            return
+        folder = self._folder
+        step = 1
+        try:
+            if not _syncfs(folder):
+                for tmp in self._temporaries:
+                    fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC, dir_fd=folder)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+            step = 2
+            for tmp, name in zip(self._temporaries, self._names, strict=True):
+                os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
+            self._temporaries.clear()
+            os.fsync(folder)
+        except OSError as exc:
+            self.discard()
+            raise BatchError(step, exc.errno or 0) from None
+        self._names.clear()
+
+    def discard(self) -> None:
+        """Remove the temporaries not yet renamed; the batch is then empty."""
+        for tmp in self._temporaries:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=self._folder)
+        self._temporaries.clear()
+        self._names.clear()
+
+
 def write_batch(folder: int, files: Sequence[tuple[str, bytes | memoryview]]) -> None:
     """Write ``(name, data)`` into the open folder ``folder``: all durable when this returns.
 
-    Each file goes to a hidden temporary name first (create, one write, close, relative to the
-    folder's descriptor: no path walk); then the data of all of them is made durable at once
-    (one ``syncfs``, else one ``fsync`` per file); only then are they renamed into place and
-    the folder synced. A crash leaves under each final name either nothing or a whole earlier
-    file, never a partial one. Raises :class:`BatchError` (temporaries removed).
+    :class:`BatchFiles` for files already in hand; a name that could leave the folder is
+    refused before anything is written. Raises :class:`BatchError` (temporaries removed).
     """
     if not files:
         return
     if not all(_safe_name(name) for name, _ in files):
         raise BatchError(0, 22)  # EINVAL at create: never a path outside the folder
-    token = secrets.token_hex(6)
-    temporaries: list[str] = []
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-    step = 0
-    try:
-        for n, (name, data) in enumerate(files):
-            tmp = f".{name}.{token}-{n}.tmp"
-            fd = os.open(tmp, flags, 0o600, dir_fd=folder)
-            temporaries.append(tmp)
-            try:
-                written = os.write(fd, data)
-                if written < len(data):  # a short write: the rest, as often as it takes
-                    view = memoryview(data)[written:]
-                    while view:
-                        view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-        step = 1
-        if not _syncfs(folder):
-            for tmp in temporaries:
-                fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC, dir_fd=folder)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-        step = 2
-        for tmp, (name, _) in zip(temporaries, files, strict=True):
-            os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
-        temporaries.clear()
-        os.fsync(folder)
-    except OSError as exc:
-        for tmp in temporaries:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=folder)
-        if isinstance(exc, BatchError):
-            raise
-        raise BatchError(step, exc.errno or 0) from None
+    batch = BatchFiles(folder)
+    for name, data in files:
+        batch.add(name, data)
+    batch.commit()

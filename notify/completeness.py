@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from core.errors import TerminalError
 from notify.render import (
@@ -21,7 +22,7 @@ from notify.render import (
     safe_phone_hint,
     wording,
 )
-from schemas.models import NoticeContext
+from schemas.models import BreachFacts, NoticeContext
 from schemas.vocab import Category
 
 __all__ = [
@@ -73,6 +74,7 @@ def _sketch_table() -> bytes:
 
 
 _SKETCH = _sketch_table()
+_DIGIT = ord("9")  # a digit in a sketch; `b"9" in sketch` first fails as an int (~0.1 µs more)
 # Seven digits or more, possibly spaced, dotted or dashed (a phone number, an account number).
 _PHONE_SKETCH = re.compile(rb"9(?:[st]{0,2}9){6,}")
 # Two letters, two digits, then eleven or more letters or digits, possibly spaced (an IBAN).
@@ -141,8 +143,7 @@ def _without(haystack: str, allowed: Iterable[str]) -> str:
     return haystack
 
 
-def _needles(w: Wording, plan: NoticePlan, ctx: NoticeContext, en: bool) -> dict[str, list[str]]:
-    breach = ctx.breach
+def _needles(w: Wording, plan: NoticePlan, breach: BreachFacts, en: bool) -> dict[str, list[str]]:
     h = w.headings
     return {
         "what_happened": [h["what_happened"], breach.summary_en if en else breach.summary_fr],
@@ -167,15 +168,30 @@ def _needles(w: Wording, plan: NoticePlan, ctx: NoticeContext, en: bool) -> dict
     }
 
 
+@lru_cache(maxsize=256)
+def _section_needles(
+    language: str, plan: NoticePlan, breach: BreachFacts
+) -> tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]:
+    """Per element, in order: what the text must show, and the HTML after the element's
+    marker (escaped). The shapes of one exposure (with or without a name or a hint) share it."""
+    needles = _needles(wording(language), plan, breach, language == "en")
+    return tuple(
+        (
+            element,
+            tuple(needles[element]),
+            (f'data-lw="{element}"', *(html_escaped(n) for n in needles[element])),
+        )
+        for element in ELEMENTS
+    )
+
+
 def _element_failures(notice: RenderedNotice, ctx: NoticeContext, plan: NoticePlan) -> list[str]:
     """The sections (in order, both formats) and the SEPA deadlines: shape-level facts."""
-    needles = _needles(wording(notice.language), plan, ctx, notice.language == "en")
     # Sections in the notice's order: one forward pass over each format, not one per needle.
     failed: list[str] = []
     text_pos = html_pos = 0
-    for element in ELEMENTS:
-        in_text = _in_order(notice.text, needles[element], text_pos)
-        html_needles = [f'data-lw="{element}"', *(html_escaped(n) for n in needles[element])]
+    for element, text_needles, html_needles in _section_needles(notice.language, plan, ctx.breach):
+        in_text = _in_order(notice.text, text_needles, text_pos)
         in_html = _in_order(notice.html, html_needles, html_pos)
         if in_text < 0 or in_html < 0:
             failed.append(element)
@@ -247,7 +263,9 @@ def _full_check(notice: RenderedNotice, ctx: NoticeContext) -> list[str]:
 # The exact form of that check reads the joined document (_document_clean). Most notices are
 # decided without joining it (_quick): what lies around each value is the shape's own words,
 # read once per shape (_Place), so only the values are read per notice. The quick answer is
-# "clean" only where the exact check would say so, else it leaves the notice to it.
+# "clean" only where the exact check would say so, else it leaves the notice to it. When no
+# value needs escaping (most notices) the text and the HTML hold the same values, and both are
+# judged at once, each value read once for all its places (_quick_both: ~2.4 µs, not ~7.3).
 _NEUTRAL = "\ue000"  # sketches as "other", matches no needle, no mark, no tag
 _WINDOW = 64  # beyond the reach of a match that starts in a literal the shape check passed
 # Between the reaches of one document, checked at once: breaks every pattern, as a string's end.
@@ -265,6 +283,11 @@ _TAG_OPEN = re.compile(r"<\s*\Z")  # a tag's name could start with the value (es
 _ACTIVE_MARKS = re.compile("|".join(map(re.escape, _URL_MARKS + _ACTIVE_ATTRIBUTES)))
 _LINK_MARKS = re.compile("|".join(map(re.escape, _URL_MARKS)))
 _VERDICTS_MAX = 1024
+# A masked hint keeps a few characters of the number (FR•• •••• 1234, •• •• •• •• 78): few
+# distinct values, each judged once per slot (~0.5 µs a notice less; names differ too often).
+_FEW_VALUES = frozenset({"iban_hint", "phone_hint"})
+_KNOWN_MAX = 4096
+_UNSEEN: Any = object()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -293,6 +316,9 @@ class _Place:
     sketch_left: bytes
     sketch_right: bytes
     digits_near: bool
+    # No mark can run from the words into the value, nor lies in the words it is read with,
+    # and no tag may open before it: one the words and value show together lies in the value.
+    marks_inside: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +337,31 @@ class _Document:
     id_runs: tuple[str, ...]  # runs of notice-id characters in the words, long enough for one
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Slot:
+    """One slot's places in both documents, judged once for a value that is its own HTML
+    escape (the same characters in the text and the HTML; see _quick_both).
+
+    Compared and hashed by identity: a key to what was judged there (see _slot_identifier_free).
+    """
+
+    name: str
+    reach: bool  # not a reference: its reach is checked
+    first: frozenset[str]  # every place's (see _Place)
+    last: frozenset[str]
+    ids: tuple[tuple[str, str], ...]  # each reach place's (id_left, id_right), once each
+    places: tuple[_Place, ...]  # its reach places
+    digits_near: bool  # at any of them
+    html: bool  # a reach place in the HTML (else only in the text)
+    # Reach places whose words could take part in a mark or open a tag: checked as _quick
+    # does. At the others a mark touching the value lies in it (see _marks_inside).
+    edges: tuple[tuple[_Place, bool], ...]
+    shortest: int  # as _Document's, over both documents' operator text
+    inside: re.Pattern[str]
+    # What _value_clean said of each value seen here, for slots whose values repeat (else None).
+    known: dict[str, bool | None] | None
+
+
 @dataclass(frozen=True, slots=True)
 class _Verdict:
     ok: bool
@@ -319,6 +370,10 @@ class _Verdict:
     facts: tuple[object, ...]
     text: _Document
     html: _Document
+    in_both: frozenset[str]  # the slots both documents hold
+    # Both documents judged at once (see _quick_both), or None: a document is never quick.
+    slots: tuple[_Slot, ...] | None
+    id_runs: tuple[str, ...]  # both documents'
 
 
 # Keyed by the shape object (hashed by identity: the renderer makes one per shape).
@@ -399,6 +454,22 @@ def _digits_near(left: bytes, right: bytes) -> bool:
     return b"9" in left[left.rfind(b"x") + 1 :] or b"9" in right[: end if end >= 0 else None]
 
 
+def _marks_inside(edge_left: str, edge_right: str, html: bool) -> bool:
+    """No mark (a URL mark, or in the HTML an attribute) can run from the words on either side
+    into a value, nor lies in them: any the words and value show together lies in the value.
+    The HTML is searched lowercased, character by character (no mark holds a sigma)."""
+    marks = _URL_MARKS + _ACTIVE_ATTRIBUTES if html else _URL_MARKS
+    if html:
+        edge_left, edge_right = edge_left.lower(), edge_right.lower()
+    for mark in marks:
+        if mark in edge_left or mark in edge_right:
+            return False
+        for k in range(1, len(mark)):
+            if edge_left.endswith(mark[:k]) or edge_right.startswith(mark[k:]):
+                return False
+    return True
+
+
 @lru_cache(maxsize=4096)
 def _place(
     slot: str,
@@ -436,6 +507,9 @@ def _place(
         last |= la
     edge = _MARK_EDGE if html else _LINK_EDGE
     left, right = before[-_WINDOW:], after[:_WINDOW]
+    edge_left = left[len(left) - edge :] if len(left) > edge else left
+    edge_right = right[:edge]
+    tag_open = bool(_TAG_OPEN.search(left))
     sketch_left, sketch_right = _sketch_of(left), _sketch_of(right)
     place = _Place(
         slot=slot,
@@ -446,22 +520,30 @@ def _place(
         last=frozenset(last),
         id_left=id_left,
         id_right=id_right,
-        edge_left=left[len(left) - edge :] if len(left) > edge else left,
-        edge_right=right[:edge],
-        tag_open=bool(_TAG_OPEN.search(left)),
+        edge_left=edge_left,
+        edge_right=edge_right,
+        tag_open=tag_open,
         sketch_left=sketch_left,
         sketch_right=sketch_right,
         digits_near=_digits_near(sketch_left, sketch_right),
+        marks_inside=_marks_inside(edge_left, edge_right, html) and not (html and tag_open),
     )
     return place, quick
 
 
-@lru_cache(maxsize=1024)
-def _long_id_runs(words: str) -> tuple[str, ...]:
-    """Runs of notice-id characters long enough to hold a notice id (none spans white space)."""
+@lru_cache(maxsize=8192)
+def _line_id_runs(line: str) -> tuple[str, ...]:
     return tuple(
-        run for token in words.split() if len(token) >= 16 for run in _ID_RUNS.findall(token)
+        run for token in line.split() if len(token) >= 16 for run in _ID_RUNS.findall(token)
     )
+
+
+def _long_id_runs(words: str) -> tuple[str, ...]:
+    """Runs of notice-id characters long enough to hold a notice id (none spans white space).
+
+    Line by line: shapes share most of their lines (a shape's words read in ~30 µs, not ~100).
+    """
+    return tuple(run for line in words.split("\n") for run in _line_id_runs(line))
 
 
 @lru_cache(maxsize=256)
@@ -501,6 +583,35 @@ def _document(parts: tuple[str, ...], allowed: Sequence[str], html: bool) -> _Do
     )
 
 
+def _slots(text: _Document, html: _Document) -> tuple[_Slot, ...]:
+    """Each slot's places in both documents, merged (see _quick_both)."""
+    inside = _finder(tuple(sorted({*text.allowed, *html.allowed}, key=len)))
+    placed: dict[str, list[tuple[_Place, bool]]] = {}
+    for document, is_html in ((text, False), (html, True)):
+        for place in document.places:
+            placed.setdefault(place.slot, []).append((place, is_html))
+    slots = []
+    for name, places in placed.items():
+        reach = [(p, h) for p, h in places if p.reach]
+        slots.append(
+            _Slot(
+                name=name,
+                reach=bool(reach),
+                first=frozenset().union(*(p.first for p, _ in places)),
+                last=frozenset().union(*(p.last for p, _ in places)),
+                ids=tuple(dict.fromkeys((p.id_left, p.id_right) for p, _ in reach)),
+                places=tuple(p for p, _ in reach),
+                digits_near=any(p.digits_near for p, _ in reach),
+                html=any(h for _, h in reach),
+                edges=tuple((p, h) for p, h in reach if not p.marks_inside),
+                shortest=min(text.shortest, html.shortest),
+                inside=inside,
+                known={} if name in _FEW_VALUES else None,
+            )
+        )
+    return tuple(slots)
+
+
 def _verdict(language: str, subject: str, ctx: NoticeContext, shape: NoticeShape) -> _Verdict:
     plan = notice_plan(ctx.categories, ctx.matched_on)
     facts = (language, subject, plan, ctx.breach)
@@ -521,12 +632,17 @@ def _verdict(language: str, subject: str, ctx: NoticeContext, shape: NoticeShape
         and _slots_in_text_content(shape.html)
         and not any(_NEUTRAL in a for a in allowed)
     )
+    text = _document(shape.text, [a for a in allowed if a], False)
+    html = _document(shape.html, [html_escaped(a) for a in allowed if a], True)
     verdict = _Verdict(
         ok=ok,
         plan=plan,
         facts=facts,
-        text=_document(shape.text, [a for a in allowed if a], False),
-        html=_document(shape.html, [html_escaped(a) for a in allowed if a], True),
+        text=text,
+        html=html,
+        in_both=frozenset(shape.text[1::2]) & frozenset(shape.html[1::2]),
+        slots=_slots(text, html) if text.quick and html.quick else None,
+        id_runs=text.id_runs + html.id_runs,
     )
     if len(_verdicts) >= _VERDICTS_MAX:
         _verdicts.clear()
@@ -608,7 +724,7 @@ def _quick(
         if "@" in value:
             return False
         sketch = _sketch_of(value)
-        if (place.digits_near or b"9" in sketch) and not _identifier_free(place, sketch):
+        if (place.digits_near or _DIGIT in sketch) and not _identifier_free(place, sketch):
             return False
         near = place.edge_left + value + place.edge_right
         if html:
@@ -618,6 +734,74 @@ def _quick(
                 return False
         elif _LINK_MARKS.search(near):
             return False
+    return True
+
+
+@lru_cache(maxsize=8192)
+def _slot_identifier_free(slot: _Slot, sketch: bytes) -> bool:
+    """:func:`_identifier_free` at each of the slot's reach places."""
+    return all(_identifier_free(place, sketch) for place in slot.places)
+
+
+def _value_clean(slot: _Slot, value: str) -> bool | None:
+    """What :func:`_quick_both` finds of ``value`` at ``slot`` without the notice id: None
+    (not proven), False (the exact check refuses), True (clean so far)."""
+    if not value or value[0] in slot.first or value[-1] in slot.last:
+        return None
+    if len(value) >= slot.shortest and slot.inside.search(value):
+        return None
+    if not slot.reach:
+        return True
+    if "@" in value:
+        return False
+    sketch = _sketch_of(value)
+    if (slot.digits_near or _DIGIT in sketch) and not _slot_identifier_free(slot, sketch):
+        return False
+    if _ACTIVE_MARKS.search(value.lower()) if slot.html else _LINK_MARKS.search(value):
+        return False
+    for place, html in slot.edges:
+        near = place.edge_left + value + place.edge_right
+        if html:
+            if _ACTIVE_MARKS.search(near.lower()):
+                return False
+            if place.tag_open and _ACTIVE_TAG.search((place.left + value + place.right).lower()):
+                return False
+        elif _LINK_MARKS.search(near):
+            return False
+    return True
+
+
+def _quick_both(verdict: _Verdict, values: Mapping[str, str], notice_id: str) -> bool | None:
+    """:func:`_quick` of both documents at once, for values that are their own HTML escape.
+
+    Each value is read once for all its places: the union of their edge characters, both
+    documents' operator text and id runs, and their reaches' identifiers; a mark touching the
+    value lies in it (else its place is checked as _quick does), and one the text could show
+    the HTML shows lowercased. True only where _quick says True for both documents; False
+    only where it says False for one; None leaves the notice to the per-document check.
+    """
+    slots = verdict.slots
+    if slots is None:
+        return None
+    for run in verdict.id_runs:
+        if notice_id in run:
+            return False
+    for slot in slots:
+        value = values[slot.name]
+        known = slot.known
+        if known is None:
+            clean = _value_clean(slot, value)
+        else:
+            clean = known.get(value, _UNSEEN)
+            if clean is _UNSEEN:
+                if len(known) >= _KNOWN_MAX:
+                    known.clear()
+                clean = known[value] = _value_clean(slot, value)
+        if clean is not True:
+            return clean
+        for id_left, id_right in slot.ids:
+            if notice_id in id_left + value + id_right:
+                return False
     return True
 
 
@@ -637,13 +821,15 @@ def _shape_complete(
     if not verdict.ok:
         return False
     for slot, hint in _expected_hints(ctx, verdict.plan).items():
-        if fills.get(slot) != hint:
-            return False
-        if slot not in shape.text[1::2] or slot not in shape.html[1::2]:
+        if fills.get(slot) != hint or slot not in verdict.in_both:
             return False
     if not _REFERENCE.fullmatch(notice_id) or fills.get("reference", notice_id) != notice_id:
         return False
-    escaped = {slot: html_escaped(value) for slot, value in fills.items()}
+    escaped = filled.escaped
+    if escaped is fills:
+        both = _quick_both(verdict, fills, notice_id)
+        if both is not None:
+            return both
     for n, (document, values, html) in enumerate(
         ((verdict.text, fills, False), (verdict.html, escaped, True))
     ):

@@ -7,7 +7,7 @@ import os
 import re
 import secrets
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -15,7 +15,9 @@ from email.message import EmailMessage
 from email.policy import default
 from email.utils import format_datetime, getaddresses
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
 from core.errors import TerminalError
 from notify.batch_writer import write_batch
@@ -152,23 +154,33 @@ def _qp(body: str) -> bytes:
 _MARKED = re.compile("\ue000([a-z_]+)\ue001")
 _SKELETONS_MAX = 1024
 
+# One value line: its words as a ``%s`` template (UTF-8, with its line break), the values it
+# takes (an itemgetter: the value itself for one slot, which ``%`` takes as a single value),
+# and how it is encoded.
+_Line = tuple[bytes, Callable[[Mapping[str, bytes]], Any], Callable[[bytes], bytes]]
+
 
 @dataclass(frozen=True, slots=True)
 class _Skeleton:
     """One shape's ``.eml`` for one sender and subject, with gaps for what each notice adds.
 
     ``parts`` is the whole file, its odd items gaps: the recipient, the date, the notice id
-    (twice), then each value line encoded with its line break. ``text_lines`` and
-    ``html_lines`` are the bodies' value lines as ``%(slot)s`` templates, each with its break.
+    (twice), then each value line encoded: the text's ``text_lines``, then the HTML's
+    ``html_lines`` (filled with escaped values).
     """
 
     parts: list[bytes]
-    text_lines: str
-    html_lines: str
-    lines: int
+    text_lines: tuple[_Line, ...]
+    html_lines: tuple[_Line, ...]
+    slots: tuple[str, ...]  # the slots its value lines hold
 
 
 _skeletons: dict[tuple[NoticeShape, _Head], _Skeleton | None] = {}
+
+# A masked hint keeps a few characters of the number (FR•• •••• 1234, •• •• •• •• 78): a line
+# whose values are all hints recurs, and is encoded once (b2a_qp's default is istext=True).
+_FEW_VALUES = frozenset({"iban_hint", "phone_hint"})
+_encoded_repeating = lru_cache(maxsize=4096)(binascii.b2a_qp)
 
 
 @lru_cache(maxsize=2048)
@@ -197,8 +209,8 @@ def _encoded_head(words: str) -> tuple[bytes, int]:
     return head, len(data[:cut].decode("utf-8"))
 
 
-def _body_skeleton(parts: tuple[str, ...]) -> tuple[list[bytes], list[str]] | None:
-    """A body's runs of lines without a value, encoded, around its value lines as templates.
+def _body_skeleton(parts: tuple[str, ...]) -> tuple[list[bytes], list[_Line]] | None:
+    """A body's runs of lines without a value, encoded, around its value lines.
 
     None when the generic path would first normalise the body (a CR, no final line break).
     """
@@ -209,25 +221,31 @@ def _body_skeleton(parts: tuple[str, ...]) -> tuple[list[bytes], list[str]] | No
         return None
     marked = "".join(p if i % 2 == 0 else f"\ue000{p}\ue001" for i, p in enumerate(parts))
     runs: list[bytes] = []
-    value_lines: list[str] = []
-    run: list[str] = []
-    for line in marked[:-1].split("\n"):
-        if "\ue000" not in line:
-            run.append(line)
-            continue
-        pieces = _MARKED.split(line)
+    lines: list[_Line] = []
+    # From one value line to the next by the markers: the lines between are one run, as is.
+    end = 0
+    found = marked.find("\ue000")
+    while found >= 0:
+        start = marked.rfind("\n", 0, found) + 1
+        stop = marked.find("\n", found)  # the body ends with a line break
+        pieces = _MARKED.split(marked[start:stop])
         head, cut = _encoded_head(pieces[0])
         pieces[0] = pieces[0][cut:]
-        runs.append(_encoded_run("".join(f"{text}\n" for text in run)) + head)
-        run = []
-        value_lines.append(
-            "".join(
-                p.replace("%", "%%") if i % 2 == 0 else f"%({p})s" for i, p in enumerate(pieces)
+        runs.append(_encoded_run(marked[end:start]) + head)
+        words = "".join(p.replace("%", "%%") if i % 2 == 0 else "%s" for i, p in enumerate(pieces))
+        slots = pieces[1::2]
+        few = _FEW_VALUES.issuperset(slots)
+        lines.append(
+            (
+                f"{words}\n".encode(),
+                itemgetter(*slots),
+                _encoded_repeating if few else binascii.b2a_qp,
             )
-            + "\n"
         )
-    runs.append(_encoded_run("".join(f"{text}\n" for text in run)))
-    return runs, value_lines
+        end = stop + 1
+        found = marked.find("\ue000", end)
+    runs.append(_encoded_run(marked[end:]))
+    return runs, lines
 
 
 def _skeleton(shape: NoticeShape, head: _Head) -> _Skeleton | None:
@@ -238,19 +256,20 @@ def _skeleton(shape: NoticeShape, head: _Head) -> _Skeleton | None:
     # NUL marks the gaps: no header we write and no quoted-printable line can hold one.
     gap = b"\0"
     whole = _envelope(head, gap, gap, gap, gap.join(text[0]), gap.join(html[0]))
-    lines = len(text[1]) + len(html[1])
     chunks = whole.split(gap)
-    if len(chunks) != lines + 5:
+    if len(chunks) != len(text[1]) + len(html[1]) + 5:
         return None
     parts = [gap] * (2 * len(chunks) - 1)
     parts[0::2] = chunks
-    return _Skeleton(parts, "".join(text[1]), "".join(html[1]), lines)
+    slots = tuple(dict.fromkeys((*shape.text[1::2], *shape.html[1::2])))
+    return _Skeleton(parts, tuple(text[1]), tuple(html[1]), slots)
 
 
 def _skeleton_of(shape: NoticeShape, head: _Head) -> _Skeleton | None:
     key = (shape, head)
-    if key in _skeletons:
-        return _skeletons[key]
+    found = _skeletons.get(key)
+    if found is not None or key in _skeletons:  # None: the shape has no skeleton
+        return found
     if len(_skeletons) >= _SKELETONS_MAX:
         _skeletons.clear()
     found = _skeletons[key] = _skeleton(shape, head)
@@ -260,31 +279,32 @@ def _skeleton_of(shape: NoticeShape, head: _Head) -> _Skeleton | None:
 def _from_skeleton(
     shape: NoticeShape,
     fills: Mapping[str, str],
+    escaped: Mapping[str, str],
     notice_id: bytes,
     to: bytes,
     head: _Head,
     date: bytes,
 ) -> bytes | None:
-    """The notice's .eml from its shape's skeleton, or None if the generic path must decide."""
+    """The notice's .eml from its shape's skeleton, or None if the generic path must decide.
+
+    ``escaped``: the values as the HTML carries them (``fills`` itself when none changes).
+    """
     skeleton = _skeleton_of(shape, head)
     if skeleton is None:
         return None
-    escaped = {slot: html_escaped(value) for slot, value in fills.items()}
-    lines = skeleton.text_lines % fills + skeleton.html_lines % escaped
-    if "\r" in lines:
-        return None  # the generic path turns a CR into a line break
-    # bytes.splitlines breaks at LF and CR only, and there is no CR.
-    split = lines.encode("utf-8").splitlines(keepends=True)
-    if len(split) != skeleton.lines:
-        return None  # a value held a line break
+    # Each value encoded once, for every line that holds it (a line is its template filled).
+    text: dict[str, bytes] = {}
+    for slot in skeleton.slots:
+        value = fills[slot]
+        if "\n" in value or "\r" in value:
+            return None  # the generic path breaks the line there (or turns a CR into a break)
+        text[slot] = value.encode()
+    html = text if escaped is fills else {slot: escaped[slot].encode() for slot in skeleton.slots}
+    encoded = [encode(words % values(text)) for words, values, encode in skeleton.text_lines]
+    encoded += [encode(words % values(html)) for words, values, encode in skeleton.html_lines]
     out = skeleton.parts.copy()
-    out[1::2] = [
-        to,
-        date,
-        notice_id,
-        notice_id,
-        *[binascii.b2a_qp(line, istext=True) for line in split],
-    ]
+    out[1], out[3], out[5], out[7] = to, date, notice_id, notice_id
+    out[9::2] = encoded
     return b"".join(out)
 
 
@@ -334,9 +354,16 @@ def _eml_bytes(
         return _message(rendered, to_address, sender_address, date).as_bytes(policy=default)
     to_bytes = to.encode("ascii")
     id_bytes = notice_id.encode("ascii")
-    built = as_built(notice) if isinstance(notice, RenderedNotice) else (notice.shape, notice.fills)
-    if built is not None:
-        fast = _from_skeleton(built[0], built[1], id_bytes, to_bytes, head, date_header)
+    if isinstance(notice, FilledNotice):
+        fast = _from_skeleton(
+            notice.shape, notice.fills, notice.escaped, id_bytes, to_bytes, head, date_header
+        )
+        if fast is not None:
+            return fast
+    elif (built := as_built(notice)) is not None:
+        shape, fills = built
+        escaped = {slot: html_escaped(value) for slot, value in fills.items()}
+        fast = _from_skeleton(shape, fills, escaped, id_bytes, to_bytes, head, date_header)
         if fast is not None:
             return fast
     rendered = notice if isinstance(notice, RenderedNotice) else notice.rendered()

@@ -63,3 +63,47 @@ def test_write_batch_refuses_names_outside_the_folder(tmp_path: Path) -> None:
         os.close(folder)
     assert [p.name for p in tmp_path.iterdir()] == ["ok.eml"]
     assert (tmp_path / "ok.eml").read_bytes() == b"data"
+
+
+def _hidden(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_a_batch_is_written_as_it_comes_and_named_only_when_durable(tmp_path: Path) -> None:
+    from notify.batch_writer import BatchFiles
+
+    folder = os.open(tmp_path, os.O_RDONLY)
+    try:
+        batch = BatchFiles(folder)
+        batch.add("a.eml", b"first")
+        batch.add("b.eml", memoryview(b"second"))
+        assert len(batch) == 2
+        assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == []
+        assert len(_hidden(tmp_path)) == 2  # written, not yet under their names
+        batch.commit()
+        assert len(batch) == 0 and _hidden(tmp_path) == []
+        assert (tmp_path / "a.eml").read_bytes() == b"first"
+        assert (tmp_path / "b.eml").read_bytes() == b"second"
+        BatchFiles(folder).commit()  # an empty batch writes nothing
+    finally:
+        os.close(folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.eml", "b.eml"]
+
+
+def test_a_batch_refused_midway_leaves_no_temporary(tmp_path: Path) -> None:
+    from notify.batch_writer import BatchFiles
+
+    folder = os.open(tmp_path, os.O_RDONLY)
+    try:
+        batch = BatchFiles(folder)
+        batch.add("a.eml", b"first")
+        with pytest.raises(BatchError) as caught:
+            batch.add("../b.eml", b"second")
+        assert caught.value.step == 0 and "b.eml" not in str(caught.value)
+        assert list(tmp_path.iterdir()) == [] and len(batch) == 0
+        batch = BatchFiles(folder)
+        batch.add("c.eml", b"third")
+        batch.discard()
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        os.close(folder)

@@ -287,6 +287,7 @@ def test_the_filled_check_refuses_exactly_what_the_full_check_refuses(
         _document_clean,
         _full_check,
         _quick,
+        _quick_both,
         _shape_complete,
         _verdict,
         check_filled,
@@ -311,6 +312,8 @@ def test_the_filled_check_refuses_exactly_what_the_full_check_refuses(
     verdict = _verdict(filled.language, filled.subject, ctx, filled.shape)
     if verdict.ok:
         escaped = {k: html_escaped(v) for k, v in filled.fills.items()}
+        assert dict(filled.escaped) == escaped
+        exact_both = True
         for doc, document, values, html in (
             (notice.text, verdict.text, filled.fills, False),
             (notice.html, verdict.html, escaped, True),
@@ -318,6 +321,10 @@ def test_the_filled_check_refuses_exactly_what_the_full_check_refuses(
             quick = _quick(document, values, filled.notice_id, html)
             exact = _document_clean(doc, document, values, filled.notice_id, html)
             assert quick is None or quick == exact  # judged from the values alone, or not at all
+            exact_both = exact_both and exact
+        if filled.escaped is filled.fills:
+            both = _quick_both(verdict, filled.fills, filled.notice_id)
+            assert both is None or both == exact_both  # both documents at once, or not at all
 
 
 def test_a_filled_shape_missing_a_section_is_refused() -> None:
@@ -361,3 +368,73 @@ def test_a_per_customer_defect_is_caught_on_the_filled_path() -> None:
     kept = FilledNotice(filled.notice_id, "fr", filled.subject, filled.shape, values)
     values["name"] = "0612345678"  # a copy was kept: what is checked is what is written
     assert kept.fills["name"] == "x"
+
+
+# Words around the name, and a name's ends, that together could make a mark, a URL or a tag.
+_BEGUN = ["www", "WW", "w", "ht:/", "http:", ":", "hre", "HR", "h", "sr", "src ", "actio", "srcse"]
+_ENDED = [".", "w.", "ww.", "//", "/", "f", "ef", "c=", "=", " =", "et", "set", "t", "ion="]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    before=st.sampled_from([*_BEGUN, "< ", "", "x"]),
+    after=st.sampled_from([*_ENDED, "", "x"]),
+    start=st.sampled_from([*_ENDED, ""]),
+    middle=_hostile_names(),
+    end=st.sampled_from([*_BEGUN, ""]),
+    language=st.sampled_from(["fr", "en"]),
+)
+def test_a_value_next_to_part_of_a_mark_is_judged_exactly(
+    before: str, after: str, start: str, middle: str, end: str, language: str
+) -> None:
+    """Where the words could join a value into a mark, the value is read with them: the shape
+    path answers as the exact check does, or leaves the notice to it."""
+    from notify.completeness import (
+        _document_clean,
+        _full_check,
+        _joined,
+        _quick_both,
+        _shape_complete,
+        _verdict,
+    )
+    from notify.render import FilledNotice, NoticeShape
+
+    ctx = replace(make_ctx(language), first_name="Marie", last_name=None)
+    filled = FILLING.fill(ctx)
+
+    def edged(parts: tuple[str, ...]) -> tuple[str, ...]:
+        out = list(parts)
+        i = out.index("name")
+        out[i - 1] += before
+        out[i + 1] = after + out[i + 1]
+        return tuple(out)
+
+    shape = filled.shape
+    other = NoticeShape(shape.key, edged(shape.text), edged(shape.html))
+    # The name as given, even one the renderer would drop (digits, "@"): the check decides.
+    name = start + middle + end
+    edged_notice = FilledNotice(
+        filled.notice_id, filled.language, filled.subject, other, {**filled.fills, "name": name}
+    )
+    if _shape_complete(edged_notice, ctx):
+        assert _full_check(edged_notice.rendered(), ctx) == []
+    verdict = _verdict(edged_notice.language, edged_notice.subject, ctx, other)
+    if not verdict.ok or edged_notice.escaped is not edged_notice.fills:
+        return
+    values, notice_id = dict(edged_notice.fills), filled.notice_id  # the HTML's values too
+    exact = all(
+        _document_clean(_joined(document.parts, values), document, values, notice_id, html)
+        for document, html in ((verdict.text, False), (verdict.html, True))
+    )
+    both = _quick_both(verdict, values, notice_id)
+    assert both is None or both == exact
+
+
+@given(st.text(alphabet="ab9_-\n \tzé", max_size=300))
+def test_id_runs_line_by_line_are_the_words_runs(words: str) -> None:
+    from notify.completeness import _ID_RUNS, _long_id_runs
+
+    tokens = words.split()
+    assert _long_id_runs(words) == tuple(
+        run for token in tokens if len(token) >= 16 for run in _ID_RUNS.findall(token)
+    )

@@ -190,3 +190,45 @@ def test_column_contexts_are_the_row_contexts() -> None:
     assert list(column_contexts(_columns(rows), picked, EXAMPLE_BREACH)) == list(
         contexts([rows[i] for i in picked], EXAMPLE_BREACH)
     )
+
+
+def test_a_rows_context_takes_each_field_from_its_column() -> None:
+    """Contexts are built by position: each field holds its own column's value."""
+    from notify.plan import _context
+    from schemas.models import NoticeContext
+    from schemas.vocab import KeyKind, Risk
+
+    got = _context(
+        EXAMPLE_BREACH, "n1", "C1", "en", "Zoé", "Durand", "z@example.org", "iban;phone",
+        "iban;name", "high", "FR•• •••• 0189", "•• •• •• •• 78",
+    )  # fmt: skip
+    assert got == NoticeContext(
+        notice_id="n1",
+        customer_id="C1",
+        language="en",
+        first_name="Zoé",
+        last_name="Durand",
+        email="z@example.org",
+        matched_on=(KeyKind.IBAN, KeyKind.PHONE),
+        categories=(Category.IBAN, Category.NAME),
+        risk=Risk.HIGH,
+        breach=EXAMPLE_BREACH,
+        iban_hint="FR•• •••• 0189",
+        phone_hint="•• •• •• •• 78",
+    )
+
+
+def test_a_worker_stopped_midway_leaves_no_temporary(tmp_path: Path) -> None:
+    """Files go to disk as they are built; a worker that stops removes its batch's files."""
+    from multiprocessing import Pipe
+
+    from notify.drafting import _draft_share, _Job
+
+    rows = _rows(3)
+    columns = _columns(rows)
+    columns["notice_id"][2] = 7  # not a string: the worker stops on it, mid-batch
+    job = _Job(columns, EXAMPLE_BREACH, tmp_path, SENDER, NoticeRenderer(), 10, WHEN)
+    receive, send = Pipe(duplex=False)
+    _draft_share(send, job, [0, 1, 2])
+    assert receive.recv() == ("failed", "worker stopped on AttributeError")
+    assert list(tmp_path.iterdir()) == []

@@ -300,3 +300,29 @@ def test_a_lines_head_encodes_as_it_does_within_the_line(words: str, rest: str) 
     line = binascii.b2a_qp((words + rest + "\n").encode("utf-8"), istext=True)
     tail = binascii.b2a_qp((words[cut:] + rest + "\n").encode("utf-8"), istext=True)
     assert head + tail == line
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"name": "Zoé", "reference": "r1", "iban_hint": "FR•• •••• 0189"},
+        {"name": "50 % & <b>", "reference": "%s %(name)s", "iban_hint": "=3D"},
+        {"name": "two\nlines", "reference": "r1", "iban_hint": "x"},
+        {"name": "a\rb", "reference": "r1", "iban_hint": "x"},
+    ],
+)
+def test_any_value_line_equals_the_generic_paths_bytes(values: dict[str, str]) -> None:
+    """One value, two on a line, a hint line, and values the fast path leaves to the generic
+    one (a line break): the same bytes as the whole bodies through quoted-printable."""
+    from notify.outbox import build_eml
+    from notify.render import FilledNotice, NoticeShape
+
+    words = "Des mots assez longs pour qu'une ligne dépasse la largeur permise, " * 2
+    text = ("Bonjour ", "name", ",\n" + words + "\nRéf. ", "reference", " et ", "iban_hint", ".\n")
+    html = ("<p>", "name", f"</p>\n<p>{words}", "iban_hint", "</p>\n<p>", "reference", "</p>\n")
+    shape = NoticeShape(("test",), text, html)
+    filled = FilledNotice("a1b2c3d4e5f60718293a4b5c6d7e8f90", "fr", "Objet", shape, values)
+    when = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
+    fast = build_eml(filled, TO, sender=SENDER, date=when)
+    generic = build_eml(replace(filled.rendered(), built=None), TO, sender=SENDER, date=when)
+    assert fast == generic

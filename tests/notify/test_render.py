@@ -280,3 +280,74 @@ def test_control_stripping_fast_path_agrees(value: str) -> None:
 
     slow = "".join(ch for ch in value if not unicodedata.category(ch).startswith("C"))
     assert _strip_controls(value) == slow
+
+
+@given(st.text())
+def test_a_name_without_digit_or_at_sign_is_its_own_redaction(value: str) -> None:
+    """_safe_name relies on it: every shape core.redact replaces holds a digit or an "@"."""
+    from core.redact import redact
+
+    if "@" in value or any(map(str.isdigit, value)):
+        return
+    assert redact(value) == value
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=40))
+def test_the_digit_fast_path_agrees(value: str) -> None:
+    from notify.render import _has_digit
+
+    assert _has_digit(value) == any(map(str.isdigit, value))
+
+
+def test_no_letter_is_a_digit() -> None:
+    """What _has_digit's fast path stands on, over every code point."""
+    import sys
+
+    assert not [c for c in range(sys.maxunicode + 1) if chr(c).isalpha() and chr(c).isdigit()]
+
+
+@pytest.mark.parametrize(
+    ("values", "plain"),
+    [
+        ({"name": "Marie Durand", "reference": "a1b2c3d4e5f60718293a4b5c6d7e8f90"}, True),
+        ({"name": "Marie O'Hara", "reference": "a1b2c3d4e5f60718293a4b5c6d7e8f90"}, False),
+        ({"name": "Jo", "reference": "x & <y>"}, False),
+        ({}, True),
+    ],
+)
+def test_a_filled_notice_carries_its_values_escaped(
+    renderer: NoticeRenderer, values: dict[str, str], plain: bool
+) -> None:
+    from markupsafe import escape
+
+    from notify.render import FilledNotice
+
+    shape = renderer.fill(make_ctx("email only")).shape  # slots: name and reference
+    filled = FilledNotice("n1", "fr", "s", shape, values)
+    assert dict(filled.escaped) == {k: str(escape(v)) for k, v in values.items()}
+    assert (filled.escaped is filled.fills) == plain
+    with pytest.raises(TypeError):
+        filled.escaped["name"] = "x"  # type: ignore[index]
+    if values:
+        html = filled.rendered().html
+        assert str(escape(values["name"])) in html and str(escape(values["reference"])) in html
+        values["name"] = "<b>changed</b>"  # a copy was kept, and escaped from it
+        assert filled.escaped["name"] != "<b>changed</b>"
+        assert filled.rendered().html == html
+
+
+def test_the_layouts_are_compiled_before_the_first_render() -> None:
+    """A renderer built before forking hands the workers layouts already compiled."""
+    renderer = NoticeRenderer()
+    env = renderer._env
+    compiled: list[str | None] = []
+    compile_ = env.compile
+
+    def counting(source: str, name: str | None = None, *args: object, **kwargs: object) -> object:
+        compiled.append(name)
+        return compile_(source, name, *args, **kwargs)  # type: ignore[arg-type]
+
+    env.compile = counting  # type: ignore[method-assign]
+    for language in ("fr", "en"):
+        renderer.fill(make_ctx(language=language))
+    assert compiled == []
