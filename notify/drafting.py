@@ -101,9 +101,9 @@ def shares(columns: Mapping[str, Sequence[Any]], workers: int) -> list[list[int]
 class _Batch:
     """One worker's batch on its way to disk, and the refusals since its last report.
 
-    Each notice's ``.eml`` goes to its temporary file as soon as it is built: no batch is held
-    in memory, and each file's bytes are written while still in the cache (~3 µs less a notice
-    than building a whole batch of them first).
+    Each notice's ``.eml`` goes to its file (unnamed until the batch is durable) as soon as it
+    is built: no batch is held in memory, and each file's bytes are written while still in the
+    cache (~3 µs less a notice than building a whole batch of them first).
     """
 
     def __init__(self, job: _Job, folder: int, report: Connection) -> None:
@@ -185,7 +185,8 @@ def draft_into_outbox(
     frame). ``date``: the Date header, else the time each batch begins. Returns once every
     worker has ended; :attr:`Drafted.durable` counts only files made durable. Raises
     :class:`DraftError` if a worker could not finish its share (the files it reported stay
-    durable; a batch cut short leaves hidden temporaries at most, never a partial notice).
+    durable; a batch cut short leaves no file under a notice's name, at most hidden temporaries
+    where the file system has no unnamed files, never a partial notice).
     """
     outbox.mkdir(parents=True, exist_ok=True)
     indexes = shares(columns, workers or _default_workers())

@@ -39,7 +39,7 @@ def test_a_refused_batch_names_its_step_only_and_leaves_no_temporary(tmp_path: P
     with pytest.raises(BatchError) as caught:
         write_durably(outbox, files)
     message = str(caught.value)
-    assert "rename" in message and files[1].path.stem not in message
+    assert "naming" in message and files[1].path.stem not in message
     assert not [p for p in outbox.iterdir() if p.name.startswith(".")]
     # Nothing stops the next batch.
     (outbox / files[1].path.name).rmdir()
@@ -69,7 +69,21 @@ def _hidden(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.startswith(".")]
 
 
-def test_a_batch_is_written_as_it_comes_and_named_only_when_durable(tmp_path: Path) -> None:
+@pytest.fixture(params=["unnamed", "temporary"])
+def naming(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a batch's files wait for their names: unnamed (O_TMPFILE), or a hidden name."""
+    import notify.batch_writer as bw
+
+    if request.param == "temporary":
+        monkeypatch.setattr(bw, "_unnamed_ok", False)
+    elif not bw._unnamed_ok:
+        pytest.skip("no O_TMPFILE or /proc here")
+    return str(request.param)
+
+
+def test_a_batch_is_written_as_it_comes_and_named_only_when_durable(
+    tmp_path: Path, naming: str
+) -> None:
     from notify.batch_writer import BatchFiles
 
     folder = os.open(tmp_path, os.O_RDONLY)
@@ -79,18 +93,78 @@ def test_a_batch_is_written_as_it_comes_and_named_only_when_durable(tmp_path: Pa
         batch.add("b.eml", memoryview(b"second"))
         assert len(batch) == 2
         assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == []
-        assert len(_hidden(tmp_path)) == 2  # written, not yet under their names
+        # Written, not yet under their names: unnamed files show no name at all.
+        assert len(_hidden(tmp_path)) == (0 if naming == "unnamed" else 2)
         batch.commit()
         assert len(batch) == 0 and _hidden(tmp_path) == []
         assert (tmp_path / "a.eml").read_bytes() == b"first"
         assert (tmp_path / "b.eml").read_bytes() == b"second"
         BatchFiles(folder).commit()  # an empty batch writes nothing
+        again = BatchFiles(folder)  # a draft written again replaces the earlier file
+        again.add("a.eml", b"rewritten")
+        again.commit()
     finally:
         os.close(folder)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.eml", "b.eml"]
+    assert (tmp_path / "a.eml").read_bytes() == b"rewritten"
+    assert oct((tmp_path / "a.eml").stat().st_mode & 0o777) == oct(0o600)
 
 
-def test_a_batch_refused_midway_leaves_no_temporary(tmp_path: Path) -> None:
+def test_a_batch_beyond_its_descriptor_room_names_the_rest_by_temporaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch holds at most what the open-file limit leaves; later files take hidden names."""
+    import notify.batch_writer as bw
+
+    if not bw._unnamed_ok:
+        pytest.skip("no O_TMPFILE or /proc here")
+    monkeypatch.setattr(bw, "_fd_room", lambda: 2)
+    folder = os.open(tmp_path, os.O_RDONLY)
+    try:
+        batch = bw.BatchFiles(folder)
+        for n in range(5):
+            batch.add(f"{n}.eml", f"notice {n}".encode())
+        assert len(_hidden(tmp_path)) == 3  # two unnamed, three under hidden names
+        batch.commit()
+    finally:
+        os.close(folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{n}.eml" for n in range(5)]
+    assert [(tmp_path / f"{n}.eml").read_bytes() for n in range(5)] == [
+        f"notice {n}".encode() for n in range(5)
+    ]
+
+
+def test_a_file_system_without_unnamed_files_falls_back_to_temporaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """O_TMPFILE refused (EOPNOTSUPP: NFS, some FUSE): the batch and the next use hidden names."""
+    import errno
+
+    import notify.batch_writer as bw
+
+    if not bw._unnamed_ok:
+        pytest.skip("no O_TMPFILE or /proc here")
+    real_open = os.open
+
+    def refusing(path: str, flags: int, *args: object, **kwargs: object) -> int:
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise OSError(errno.EOPNOTSUPP, "not supported")
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bw, "_unnamed_ok", True)
+    monkeypatch.setattr(os, "open", refusing)
+    folder = real_open(tmp_path, os.O_RDONLY)
+    try:
+        batch = bw.BatchFiles(folder)
+        batch.add("a.eml", b"first")
+        assert len(_hidden(tmp_path)) == 1 and not bw._unnamed_ok
+        batch.commit()
+    finally:
+        os.close(folder)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.eml"]
+
+
+def test_a_batch_refused_midway_leaves_no_temporary(tmp_path: Path, naming: str) -> None:
     from notify.batch_writer import BatchFiles
 
     folder = os.open(tmp_path, os.O_RDONLY)

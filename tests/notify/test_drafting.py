@@ -137,7 +137,7 @@ def test_a_worker_that_cannot_write_stops_the_run_without_a_value(tmp_path: Path
         )
     assert isinstance(caught.value, TerminalError)
     message = str(caught.value)
-    assert "rename" in message and f"{7:032x}" not in message and "client" not in message
+    assert "naming" in message and f"{7:032x}" not in message and "client" not in message
     # Whatever was written is whole: every .eml parses to both parts, no temporary is left.
     for path in outbox.iterdir():
         if path.is_dir():
