@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import TerminalError
 from notify.render import (
@@ -288,6 +288,7 @@ _VERDICTS_MAX = 1024
 _FEW_VALUES = frozenset({"iban_hint", "phone_hint"})
 _KNOWN_MAX = 4096
 _UNSEEN: Any = object()
+_H = TypeVar("_H")  # what an identifier check reads: a place, or a slot's places
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -713,28 +714,51 @@ def _quick(
     shortest, inside = document.shortest, document.inside
     for place in document.places:
         value = values[place.slot]
-        if not value or value[0] in place.first or value[-1] in place.last:
-            return None
-        if len(value) >= shortest and inside.search(value):
+        if _may_overlap(value, place.first, place.last, shortest, inside):
             return None
         if not place.reach:
             continue
         if notice_id in place.id_left + value + place.id_right:
             return False
-        if "@" in value:
+        if _identifier_in(value, place.digits_near, _identifier_free, place):
             return False
-        sketch = _sketch_of(value)
-        if (place.digits_near or _DIGIT in sketch) and not _identifier_free(place, sketch):
-            return False
-        near = place.edge_left + value + place.edge_right
-        if html:
-            if _ACTIVE_MARKS.search(near.lower()):
-                return False
-            if place.tag_open and _ACTIVE_TAG.search((place.left + value + place.right).lower()):
-                return False
-        elif _LINK_MARKS.search(near):
+        if not _unmarked(place, value, html):
             return False
     return True
+
+
+def _may_overlap(
+    value: str, first: frozenset[str], last: frozenset[str], shortest: int, inside: re.Pattern[str]
+) -> bool:
+    """Whether operator text could overlap ``value``: by its edges (an empty value, or an end
+    character the words around it could continue), or inside it (an allowed text in it)."""
+    if not value or value[0] in first or value[-1] in last:
+        return True
+    return len(value) >= shortest and inside.search(value) is not None
+
+
+def _identifier_in(
+    value: str, digits_near: bool, free: Callable[[_H, bytes], bool], holder: _H
+) -> bool:
+    """Whether the exact check finds an identifier across ``value`` (an "@"; digits, in it or
+    near it, that ``free(holder, sketch)`` cannot clear)."""
+    if "@" in value:
+        return True
+    sketch = _sketch_of(value)
+    return (digits_near or _DIGIT in sketch) and not free(holder, sketch)
+
+
+def _unmarked(place: _Place, value: str, html: bool) -> bool:
+    """No mark (a URL mark; in the HTML an active attribute, or a tag opened before the value)
+    is read across ``value`` and the words at its edges."""
+    near = place.edge_left + value + place.edge_right
+    if html:
+        if _ACTIVE_MARKS.search(near.lower()):
+            return False
+        return not (
+            place.tag_open and _ACTIVE_TAG.search((place.left + value + place.right).lower())
+        )
+    return not _LINK_MARKS.search(near)
 
 
 @lru_cache(maxsize=8192)
@@ -746,29 +770,15 @@ def _slot_identifier_free(slot: _Slot, sketch: bytes) -> bool:
 def _value_clean(slot: _Slot, value: str) -> bool | None:
     """What :func:`_quick_both` finds of ``value`` at ``slot`` without the notice id: None
     (not proven), False (the exact check refuses), True (clean so far)."""
-    if not value or value[0] in slot.first or value[-1] in slot.last:
-        return None
-    if len(value) >= slot.shortest and slot.inside.search(value):
+    if _may_overlap(value, slot.first, slot.last, slot.shortest, slot.inside):
         return None
     if not slot.reach:
         return True
-    if "@" in value:
-        return False
-    sketch = _sketch_of(value)
-    if (slot.digits_near or _DIGIT in sketch) and not _slot_identifier_free(slot, sketch):
+    if _identifier_in(value, slot.digits_near, _slot_identifier_free, slot):
         return False
     if _ACTIVE_MARKS.search(value.lower()) if slot.html else _LINK_MARKS.search(value):
         return False
-    for place, html in slot.edges:
-        near = place.edge_left + value + place.edge_right
-        if html:
-            if _ACTIVE_MARKS.search(near.lower()):
-                return False
-            if place.tag_open and _ACTIVE_TAG.search((place.left + value + place.right).lower()):
-                return False
-        elif _LINK_MARKS.search(near):
-            return False
-    return True
+    return all(_unmarked(place, value, html) for place, html in slot.edges)
 
 
 def _quick_both(verdict: _Verdict, values: Mapping[str, str], notice_id: str) -> bool | None:
