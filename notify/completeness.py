@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from core.errors import TerminalError
 from notify.render import (
+    HINT_SLOTS,
     FilledNotice,
     NoticePlan,
     NoticeShape,
@@ -283,9 +284,6 @@ _TAG_OPEN = re.compile(r"<\s*\Z")  # a tag's name could start with the value (es
 _ACTIVE_MARKS = re.compile("|".join(map(re.escape, _URL_MARKS + _ACTIVE_ATTRIBUTES)))
 _LINK_MARKS = re.compile("|".join(map(re.escape, _URL_MARKS)))
 _VERDICTS_MAX = 1024
-# A masked hint keeps a few characters of the number (FR•• •••• 1234, •• •• •• •• 78): few
-# distinct values, each judged once per slot (~0.5 µs a notice less; names differ too often).
-_FEW_VALUES = frozenset({"iban_hint", "phone_hint"})
 _KNOWN_MAX = 4096
 _UNSEEN: Any = object()
 _H = TypeVar("_H")  # what an identifier check reads: a place, or a slot's places
@@ -607,7 +605,7 @@ def _slots(text: _Document, html: _Document) -> tuple[_Slot, ...]:
                 edges=tuple((p, h) for p, h in reach if not p.marks_inside),
                 shortest=min(text.shortest, html.shortest),
                 inside=inside,
-                known={} if name in _FEW_VALUES else None,
+                known={} if name in HINT_SLOTS else None,  # ~0.5 µs a notice less
             )
         )
     return tuple(slots)

@@ -21,7 +21,14 @@ from typing import Any
 
 from core.errors import TerminalError
 from notify.batch_writer import write_batch
-from notify.render import FilledNotice, NoticeShape, RenderedNotice, as_built, html_escaped
+from notify.render import (
+    HINT_SLOTS,
+    FilledNotice,
+    NoticeShape,
+    RenderedNotice,
+    as_built,
+    escaped_values,
+)
 
 __all__ = [
     "EmlFile",
@@ -177,9 +184,8 @@ class _Skeleton:
 
 _skeletons: dict[tuple[NoticeShape, _Head], _Skeleton | None] = {}
 
-# A masked hint keeps a few characters of the number (FR•• •••• 1234, •• •• •• •• 78): a line
-# whose values are all hints recurs, and is encoded once (b2a_qp's default is istext=True).
-_FEW_VALUES = frozenset({"iban_hint", "phone_hint"})
+# A line whose values are all hints (HINT_SLOTS) recurs, and is encoded once (b2a_qp's
+# default is istext=True).
 _encoded_repeating = lru_cache(maxsize=4096)(binascii.b2a_qp)
 
 
@@ -234,7 +240,7 @@ def _body_skeleton(parts: tuple[str, ...]) -> tuple[list[bytes], list[_Line]] | 
         runs.append(_encoded_run(marked[end:start]) + head)
         words = "".join(p.replace("%", "%%") if i % 2 == 0 else "%s" for i, p in enumerate(pieces))
         slots = pieces[1::2]
-        few = _FEW_VALUES.issuperset(slots)
+        few = HINT_SLOTS.issuperset(slots)
         lines.append(
             (
                 f"{words}\n".encode(),
@@ -362,7 +368,7 @@ def _eml_bytes(
             return fast
     elif (built := as_built(notice)) is not None:
         shape, fills = built
-        escaped = {slot: html_escaped(value) for slot, value in fills.items()}
+        escaped = escaped_values(fills)
         fast = _from_skeleton(shape, fills, escaped, id_bytes, to_bytes, head, date_header)
         if fast is not None:
             return fast

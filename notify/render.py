@@ -20,6 +20,7 @@ from schemas.models import BreachFacts, NoticeContext
 from schemas.vocab import Category, KeyKind, Risk
 
 __all__ = [
+    "HINT_SLOTS",
     "LANGUAGES",
     "FilledNotice",
     "NoticePlan",
@@ -29,6 +30,7 @@ __all__ = [
     "Wording",
     "as_built",
     "build_environment",
+    "escaped_values",
     "fill_spans",
     "html_escaped",
     "language_of",
@@ -37,6 +39,10 @@ __all__ = [
     "safe_phone_hint",
     "wording",
 ]
+
+# The masked hints keep a few characters of a number (FR•• •••• 1234, •• •• •• •• 78): their
+# slots take few distinct values, which the check and the .eml writer judge or encode once.
+HINT_SLOTS = frozenset({"iban_hint", "phone_hint"})
 
 LANGUAGES: tuple[str, ...] = ("fr", "en")
 
@@ -131,18 +137,23 @@ def fill_spans(
     return spans if pos == len(doc) else None
 
 
-_HTML_SPECIAL = re.compile("[&<>\"']")  # what markupsafe escapes
+def _escapes(value: str) -> bool:
+    """Whether markupsafe changes ``value`` (five C scans: faster than one regex search)."""
+    return "&" in value or "<" in value or ">" in value or '"' in value or "'" in value
 
 
 def html_escaped(value: str) -> str:
     """``value`` as the HTML carries it (markupsafe's escaping): most values have nothing to
     escape and are their own escaped form."""
-    return str(escape(value)) if _HTML_SPECIAL.search(value) else value
+    return str(escape(value)) if _escapes(value) else value
 
 
-def _escapes(value: str) -> bool:
-    """Whether markupsafe changes ``value`` (five C scans: faster than one regex search)."""
-    return "&" in value or "<" in value or ">" in value or '"' in value or "'" in value
+def escaped_values(fills: Mapping[str, str]) -> Mapping[str, str]:
+    """The values as the HTML carries them: ``fills`` itself when none changes (most notices),
+    so checks and writers can tell, by identity, that one reading serves both formats."""
+    if not _escapes("".join(fills.values())):
+        return fills
+    return MappingProxyType({k: html_escaped(v) for k, v in fills.items()})
 
 
 @dataclass(frozen=True)
@@ -228,11 +239,7 @@ class FilledNotice:
     def __post_init__(self) -> None:
         fills = MappingProxyType(dict(self.fills))
         object.__setattr__(self, "fills", fills)
-        if _escapes("".join(fills.values())):
-            escaped = MappingProxyType({k: html_escaped(v) for k, v in fills.items()})
-        else:
-            escaped = fills
-        object.__setattr__(self, "escaped", escaped)
+        object.__setattr__(self, "escaped", escaped_values(fills))
 
     def rendered(self) -> RenderedNotice:
         """The notice joined: the shape's words with the values (escaped in the HTML)."""

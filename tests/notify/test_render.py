@@ -351,3 +351,18 @@ def test_the_layouts_are_compiled_before_the_first_render() -> None:
     for language in ("fr", "en"):
         renderer.fill(make_ctx(language=language))
     assert compiled == []
+
+
+@given(st.dictionaries(st.sampled_from(["name", "reference", "iban_hint"]), st.text(max_size=12)))
+def test_escaped_values_are_markupsafes_and_the_same_object_when_nothing_changes(
+    values: dict[str, str],
+) -> None:
+    from markupsafe import escape
+
+    from notify.render import escaped_values, html_escaped
+
+    expected = {k: str(escape(v)) for k, v in values.items()}
+    assert {k: html_escaped(v) for k, v in values.items()} == expected
+    escaped = escaped_values(values)
+    assert dict(escaped) == expected
+    assert (escaped is values) == (expected == values)
