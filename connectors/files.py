@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from connectors.base import Artifact, Digest
 from connectors.sniff import read_head, sniff_media_type
 from core.errors import InputError
 
-__all__ = ["acquire_file", "acquire_path", "sha256_of"]
+__all__ = ["acquire_file", "acquire_path", "read_ahead", "sha256_of"]
 
 _CHUNK = 1024 * 1024
+
+
+def read_ahead(f: BinaryIO) -> None:
+    """Tell the kernel ``f`` is read from start to end: its read-ahead window doubles.
+
+    A leak file read cold from disk cost about a third as much kernel time so (2.6 GB: 0.5-0.7 s
+    against 0.5-2.1 s, on this machine's virtual disk); advice only, so a refusal is ignored.
+    """
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
 
 
 def sha256_of(path: Path, source: str, size: int) -> str:
@@ -30,6 +43,7 @@ def sha256_of(path: Path, source: str, size: int) -> str:
     view = memoryview(buffer)
     try:
         with path.open("rb", buffering=0) as f:
+            read_ahead(f)
             while n := f.readinto(buffer):
                 digest.update(view[:n])
                 read += n

@@ -30,6 +30,7 @@ from schwifty.checksum import algorithms
 
 from connectors.base import ROW, Table
 from connectors.delimited import FIELD_CAP, Dialect, _Parser, scan_physical_lines
+from connectors.files import read_ahead
 from matching import emails, ibans, phones
 from matching.identity import normalise
 from matching.keyed_hash import KIND_DTYPE, Pepper, hash_words
@@ -376,7 +377,7 @@ class _ScanOut(NamedTuple):
 class _Part(NamedTuple):
     """One scan call's result with the block it read (leftover spans point into it)."""
 
-    block: bytes
+    block: bytes | memoryview
     block_offset: int  # file offset of block[0]
     out: _ScanOut
     batch_end: bool  # the current batch is full (or the file is done) after this part
@@ -405,6 +406,7 @@ def _parts(
     scan = scan_module()
     assert scan is not None
     with path.open("rb") as f:
+        read_ahead(f)
         if not plan.single_byte and f.read(3) != codecs.BOM_UTF8:
             f.seek(0)  # polars strips a BOM only at the very start of the file
         for _ in range(header_lines):
@@ -418,15 +420,19 @@ def _parts(
         while not eof:
             chunk = f.read(block_bytes)
             eof = not chunk
-            block = carry + chunk if carry else chunk
+            whole = carry + chunk if carry else chunk
+            block: bytes | memoryview = whole
+            carry = b""
             if not eof:
-                cut = block.rfind(b"\n") + 1
+                cut = whole.rfind(b"\n") + 1
                 if cut == 0:
-                    carry = block  # one line longer than a block: read on
+                    carry = whole  # one line longer than a block: read on
                     continue
-                block, carry = block[:cut], block[cut:]
-            else:
-                carry = b""
+                if cut < len(whole):
+                    # The unfinished line is read again with the next block: seeking back
+                    # costs a short read, where keeping it would copy every block twice.
+                    f.seek(cut - len(whole), io.SEEK_CUR)
+                    block = memoryview(whole)[:cut]
             pos = 0
             while pos < len(block):
                 out = _ScanOut.of(
@@ -652,7 +658,7 @@ class _Converter:
     ) -> Iterator[NormalisedBatch]:
         block = part.block
         spans = zip(array("q", left_start), array("q", left_end), strict=True)
-        lines = [block[start:end] for start, end in spans]
+        lines = [bytes(block[start:end]) for start, end in spans]
         if self.plan.single_byte:
             lines = [line.decode(self.plan.encoding, "replace").encode("utf-8") for line in lines]
         if part.block_offset + int(array("q", left_start)[0]) == part.data_start:
