@@ -13,7 +13,7 @@ from matching.sql import Statement
 from matching.store import Store
 from schemas.vocab import KeyKind, categories_from_mask
 
-__all__ = ["LinkReport", "link", "write_partials"]
+__all__ = ["NARROW_ABOVE", "LinkReport", "link", "write_partials"]
 
 _KIND_BITS = {KeyKind.EMAIL: 1, KeyKind.IBAN: 2, KeyKind.PHONE: 4}
 
@@ -37,23 +37,40 @@ _PARTIALS = Statement(
         SELECT artifact_no FROM artifacts WHERE breach_id = $breach_id AND state = 'done';
     """,
 )
+# Above NARROW_ABOVE leak keys, the customer keys are first narrowed to those whose first word
+# occurs among the breach's leak keys: a semi-join whose hash table holds the leak side's k1
+# only. The joins below then build on these (about a quarter of the customer keys at 30 %
+# overlap) instead of on every leak key with its payload, which spilled past DuckDB's 2 GB at
+# 20 M x 20 M. Measured on the bench's stores (link step): 20 M x 20 M about 1 s faster and
+# 0.2 GB less peak RSS; 10 M x 10 M the same; 1 M x 1 M 0.07 s slower, hence the threshold.
+NARROW_ABOVE = 10_000_000
+_LEAK_KEY_COUNT = Statement(
+    "count the breach's leak keys",
+    "SELECT count(*) FROM leak_keys WHERE artifact_no IN (SELECT artifact_no FROM breach_artifacts)",
+)
+_NARROW = Statement(
+    "narrow the customer keys to the breach",
+    """
+    CREATE OR REPLACE TEMP TABLE link_customer_keys AS
+    SELECT k1, k2, customer_no FROM customer_keys
+    WHERE k1 IN (SELECT k1 FROM leak_keys
+                 WHERE artifact_no IN (SELECT artifact_no FROM breach_artifacts))
+    """,
+)
 # One shard: keys whose hash falls in it. A customer's partials from several shards are
 # combined afterwards, so the result does not depend on the shard count.
-_LINK_SHARD = Statement(
-    "link one shard",
-    """
+_LINK_SHARD = """
     INSERT INTO link_partial
     SELECT ck.customer_no,
            bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END)::UTINYINT,
            bit_or(lk.categories),
            list(DISTINCT (lk.artifact_no::UBIGINT << 48) | (lk.table_no::UBIGINT << 40) | lk.row)
     FROM leak_keys lk
-    JOIN customer_keys ck ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
+    JOIN {customer_keys} ck ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
     WHERE lk.artifact_no IN (SELECT artifact_no FROM breach_artifacts)
       AND ($shards = 1 OR lk.k1 % $shards = $shard)
     GROUP BY ck.customer_no
-    """,
-)
+"""
 _COMBINE = Statement(
     "combine link partials",
     """
@@ -67,9 +84,7 @@ _COMBINE = Statement(
 # collected into per-customer lists and de-duplicated afterwards. Grouping first by (customer,
 # leaked row) and then counting those groups per customer gives count(DISTINCT row) for about
 # 20 % less time than count(DISTINCT ...) itself (measured at 1 M x 1 M).
-_LINK_SINGLE = Statement(
-    "link in one pass",
-    """
+_LINK_SINGLE = """
     CREATE OR REPLACE TEMP TABLE link_result AS
     SELECT customer_no, bit_or(kinds)::UTINYINT AS kinds, bit_or(categories) AS categories,
            count(*) AS matched_rows
@@ -80,13 +95,20 @@ _LINK_SINGLE = Statement(
                bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END) AS kinds,
                bit_or(lk.categories) AS categories
         FROM leak_keys lk
-        JOIN customer_keys ck ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
+        JOIN {customer_keys} ck ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
         WHERE lk.artifact_no IN (SELECT artifact_no FROM breach_artifacts)
         GROUP BY ck.customer_no, leaked_row
     )
     GROUP BY customer_no
-    """,
-)
+"""
+# Each join on the customer keys as they are, or narrowed (link_customer_keys).
+_LINKS = {
+    narrowed: (
+        Statement("link in one pass", _LINK_SINGLE.format(customer_keys=table)),
+        Statement("link one shard", _LINK_SHARD.format(customer_keys=table)),
+    )
+    for narrowed, table in ((False, "customer_keys"), (True, "link_customer_keys"))
+}
 _COMBOS = Statement(
     "distinct exposure shapes", "SELECT DISTINCT kinds, categories FROM link_result"
 )
@@ -102,6 +124,7 @@ _WRITE = Statement(
     SELECT $breach_id, customer_no, kinds, categories, matched_rows, $now FROM link_result;
     DROP TABLE link_partial;
     DROP TABLE link_result;
+    DROP TABLE IF EXISTS link_customer_keys;
     """,
 )
 _COUNT = Statement(
@@ -144,16 +167,25 @@ def _decisions(combos: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def link(store: Store, breach_id: str, *, shards: int = 1) -> LinkReport:
-    """Recompute the breach's exposures from scratch; the same inputs always give the same rows."""
+def link(
+    store: Store, breach_id: str, *, shards: int = 1, narrow_above: int = NARROW_ABOVE
+) -> LinkReport:
+    """Recompute the breach's exposures from scratch; the same inputs always give the same rows.
+
+    ``narrow_above``: the leak key count above which the customer keys are narrowed first
+    (a plan choice only: the exposures are the same either way)."""
     if shards < 1:
         raise ValueError("shards must be at least 1")
     store.run(_PARTIALS, {"breach_id": breach_id})
+    narrowed = int(store.scalar(_LEAK_KEY_COUNT)) > narrow_above
+    if narrowed:
+        store.run(_NARROW)
+    single, one_shard = _LINKS[narrowed]
     if shards == 1:
-        store.run(_LINK_SINGLE)
+        store.run(single)
     else:
         for shard in range(shards):
-            store.run(_LINK_SHARD, {"shards": shards, "shard": shard})
+            store.run(one_shard, {"shards": shards, "shard": shard})
         store.run(_COMBINE)
     exposed = _write_result(store, breach_id)
     return LinkReport(breach_id=breach_id, exposed=exposed, shards=shards)
