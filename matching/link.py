@@ -40,10 +40,12 @@ _PARTIALS = Statement(
 # Above NARROW_ABOVE leak keys, the customer keys are first narrowed to those whose first word
 # occurs among the breach's leak keys: a semi-join whose hash table holds the leak side's k1
 # only. The joins below then build on these (about a quarter of the customer keys at 30 %
-# overlap) instead of on every leak key with its payload, which spilled past DuckDB's 2 GB at
-# 20 M x 20 M. Measured on the bench's stores (link step): 20 M x 20 M about 1 s faster and
-# 0.2 GB less peak RSS; 10 M x 10 M the same; 1 M x 1 M 0.07 s slower, hence the threshold.
-NARROW_ABOVE = 10_000_000
+# overlap) instead of on every leak key with its payload, which spills past DuckDB's 2 GB at
+# 20 M x 20 M (40 M leak keys). The link query, measured twice each way on the bench's stores:
+# 20 M x 20 M 8.1-8.4 s narrowed against 8.5-9.1 s, and 2.1 GB of peak RSS against 2.35;
+# 10 M x 10 M (20 M leak keys, no spill) 3.2-3.4 s narrowed against 2.3-2.6 s, hence the
+# threshold, for the default 2 GB memory limit.
+NARROW_ABOVE = 30_000_000
 _LEAK_KEY_COUNT = Statement(
     "count the breach's leak keys",
     "SELECT count(*) FROM leak_keys WHERE artifact_no IN (SELECT artifact_no FROM breach_artifacts)",
