@@ -132,6 +132,25 @@ def _env(run: Path, pepper: str) -> dict[str, str]:
     return env
 
 
+def _from_disk(*paths: Path) -> None:
+    """Drop the files' pages from the page cache, so that the next step reads them from disk.
+
+    Every measured step starts so: the leak as a file just received, the customer base as a
+    store loaded long before. Without it, what a step found cached depended on what ran just
+    before it and on the kernel (this machine drops idle file pages after about 30 s), and the
+    bare limit read the leak file that leakwatch had just read.
+    """
+    for path in paths:
+        if not path.is_file():
+            continue
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # dirty pages stay cached: write them first
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def _line(label: str, value: str, note: str = "") -> str:
     return f"  {label:<38} {value:>14}  {note}"
 
@@ -153,20 +172,22 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
     env = _env(run, pepper.to_text())
     load1 = os.getloadavg()[0]
 
+    store = Path(env["LEAKWATCH_STORE"])
+    _from_disk(data.customers)
     loaded = _child(["load", str(data.customers)], env)
+    _from_disk(data.leak, store, store.with_name(store.name + ".wal"))
     ran = _child(["run", str(data.leak), BREACH_ID], env)
-    exposed = _check_exposures(Path(env["LEAKWATCH_STORE"]), truth(data))
+    exposed = _check_exposures(store, truth(data))
 
-    limit = run_limit(data.leak, Path(env["LEAKWATCH_STORE"]))
+    limit = run_limit(data.leak, store, before=lambda: _from_disk(data.leak))
 
     extrapolated = args.rows > args.peer_max_rows
     sample = min(args.rows, PEER_SAMPLE_ROWS) if extrapolated else None
+    _from_disk(data.customers, data.leak)
     peer = run_peer(data.customers, data.leak, pepper.secret, nrows=sample)
     peer_s = peer.leak_s * args.rows / peer.rows if extrapolated else peer.leak_s
 
-    settings = Settings(
-        store=Path(env["LEAKWATCH_STORE"]), work_dir=Path(env["LEAKWATCH_WORK_DIR"])
-    )
+    settings = Settings(store=store, work_dir=Path(env["LEAKWATCH_WORK_DIR"]))
     notices = (
         render_notices(settings, BREACH_ID, run / "outbox", args.notices_cap)
         if args.notices_cap > 0

@@ -9,6 +9,7 @@ harness's yardstick, not leakwatch: its SQL lives here on purpose.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +46,10 @@ class LimitResult:
         return self.read_s + self.join_s
 
 
-def run_limit(leak: Path, store: Path) -> LimitResult:
-    """Time the read of the three identifier columns, then the join and grouping per customer."""
+def run_limit(leak: Path, store: Path, *, before: Callable[[], None] = lambda: None) -> LimitResult:
+    """Time the read of the three identifier columns, then the join and grouping per customer.
+
+    ``before`` runs once the keys are precomputed, just before the clock starts."""
     con = duckdb.connect()
     try:
         quoted = str(store).replace("'", "''")
@@ -55,6 +58,7 @@ def run_limit(leak: Path, store: Path) -> LimitResult:
             if statement.strip():
                 con.execute(statement)
         con.execute("DETACH store")
+        before()
         started = time.perf_counter()
         frame = (
             pl.scan_csv(
