@@ -18,5 +18,10 @@ setup(
             depends=["matching/_german.h"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         ),
+        Extension(
+            "matching._bits",
+            sources=["matching/_bits.c"],
+            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        ),
     ]
 )

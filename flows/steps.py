@@ -7,6 +7,8 @@ and return counts only.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
@@ -29,6 +31,7 @@ from core.errors import InputError
 from flows.context import Runtime, open_store
 from matching import customers as customer_store
 from matching import fastscan, leaks
+from matching.customer_filter import CustomerFilter, filter_for_ingest
 from matching.exports import ExportFormat, exposures_frame, write_exposures
 from matching.link import link
 from matching.snapshot import take_snapshot
@@ -101,6 +104,7 @@ def _ingest_table(
     table_no: int,
     table: Table,
     overrides: Mapping[str, str],
+    customer_filter: Future[CustomerFilter | None],
 ) -> leaks.TableCounts:
     layout = table.layout
     native = (
@@ -144,6 +148,7 @@ def _ingest_table(
                 pepper=rt.pepper,
             ),
             rt.pepper,
+            customer_filter,
         )
     else:
         counts = leaks.ingest_batches(
@@ -154,6 +159,7 @@ def _ingest_table(
             roles,
             rt.pepper,
             default_region=rt.settings.default_region,
+            customer_filter=customer_filter,
         )
     leaks.record_table(
         store,
@@ -188,9 +194,12 @@ def ingest_source(
     report = IngestReport(source=source)
     if rt.settings.native_scan:
         fastscan.warm_up()  # while the first file is sniffed
-    with open_store(rt.settings) as store:
+    with open_store(rt.settings) as store, ExitStack() as stack:
         take_snapshot(store, "ingest", keep=rt.settings.snapshot_keep)
         leaks.ensure_breach(store, breach_id, regime=rt.settings.regime)
+        filter_reader = ThreadPoolExecutor(1, thread_name_prefix="leakwatch-filter")
+        stack.callback(filter_reader.shutdown)
+        customer_filter = filter_for_ingest(store, filter_reader)
         for artifact in _acquire(rt, source, password):
             crash.point("ingest-after-download")
             if isinstance(artifact, Refusal):
@@ -234,7 +243,9 @@ def ingest_source(
                     )
                 ):
                     parser = table.parser
-                    counts = _ingest_table(rt, store, number, table_no, table, overrides or {})
+                    counts = _ingest_table(
+                        rt, store, number, table_no, table, overrides or {}, customer_filter
+                    )
                     rows_read += table.rows_read
                     rows_rejected += len(table.rejects)
                     report.values_rejected += counts.values_rejected

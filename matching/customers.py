@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from matching.customer_filter import refresh_filter
 from matching.identity import normalise
 from matching.keyed_hash import KIND_DTYPE, Pepper, hash_keys, hmac_batch
 from matching.sql import Statement
@@ -288,6 +289,7 @@ def load_customers(
     with store.transaction():
         store.run(_DUPLICATES, {"reason": REASON_DUPLICATE_ID})
         store.run(_MERGE, {"key_id": pepper.key_id, "now": now})
+        refresh_filter(store)  # the customer keys changed: the filter leaks are probed against
         inserted, updated, unchanged, rows_rejected, values_rejected = store.rows(_COUNTS)[0]
         load_no = store.scalar(
             _RECORD_LOAD,

@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 from core import crash
+from matching.customer_filter import CustomerFilter
 from matching.identity import normalise
 from matching.keyed_hash import KIND_DTYPE, Pepper, hash_keys
 from matching.sql import Statement
@@ -131,7 +132,8 @@ _NEW_ARTIFACT = Statement(
 _INSERT_BATCH = Statement(
     "store a leaked batch",
     """
-    INSERT INTO leak_keys SELECT $no, $table_no, row, kind, k1, k2, categories FROM batch_keys;
+    INSERT INTO leak_keys
+        SELECT $no, $table_no, row, kind, k1, k2, categories, customer_hint FROM batch_keys;
     INSERT INTO leak_row_counts SELECT $no, $table_no, categories, count(*)
         FROM batch_rows GROUP BY categories;
     INSERT INTO rejects SELECT $no, $table_no, row, "column", reason FROM batch_rejects;
@@ -140,6 +142,10 @@ _INSERT_BATCH = Statement(
 _KEY_ID = Statement(
     "record the pepper's key id of an artifact",
     "UPDATE artifacts SET key_id = $key_id WHERE artifact_no = $no",
+)
+_HINTED_BY = Statement(
+    "record the customer filter an artifact's keys were probed against",
+    "UPDATE artifacts SET hint_keys = $hint_keys, hint_xor = $hint_xor WHERE artifact_no = $no",
 )
 _RECORD_TABLE = Statement(
     "record a leaked table",
@@ -385,6 +391,7 @@ def ingest_batches(
     pepper: Pepper,
     *,
     default_region: str = "FR",
+    customer_filter: Future[CustomerFilter | None] | None = None,
 ) -> TableCounts:
     """Normalise, hash and store every all-string batch, each in its own transaction."""
     return ingest_normalised(
@@ -393,6 +400,7 @@ def ingest_batches(
         table_no,
         (normalise_leak_batch(b, roles, default_region=default_region) for b in batches),
         pepper,
+        customer_filter,
     )
 
 
@@ -402,17 +410,30 @@ def ingest_normalised(
     table_no: int,
     batches: Iterable[NormalisedBatch],
     pepper: Pepper,
+    customer_filter: Future[CustomerFilter | None] | None = None,
 ) -> TableCounts:
     """Hash and store every normalised batch, each in its own transaction.
 
     One writer thread stores batch N while this thread reads, normalises and hashes batch N+1
     (DuckDB and polars release the GIL); one batch in flight keeps memory bounded. A failure
     on either side stops the loop once the batch in flight is committed or refused.
+    ``customer_filter`` (awaited when the first batch is stored): each key is stored with
+    whether it hits the filter, and the artifact with the filter's id, once all its keys are
+    (``matching.customer_filter``); without one, neither (NULL).
     """
     rows = keys = values_rejected = 0
     store.run(_KEY_ID, {"no": artifact_no, "key_id": pepper.key_id})
 
+    def hints() -> CustomerFilter | None:
+        return customer_filter.result() if customer_filter is not None else None
+
     def write(normalised: NormalisedBatch, key_frame: pl.DataFrame) -> None:
+        probe = hints()
+        key_frame = key_frame.with_columns(
+            pl.Series("customer_hint", probe.probe(key_frame["k1"].to_numpy()), dtype=pl.Boolean)
+            if probe is not None
+            else pl.lit(None, pl.Boolean).alias("customer_hint")
+        )
         with (
             store.transaction(),
             store.registered("batch_rows", normalised.rows),
@@ -434,6 +455,15 @@ def ingest_normalised(
             values_rejected += normalised.rejects.height
         if in_flight is not None:
             in_flight.result()
+    probed = hints()
+    store.run(
+        _HINTED_BY,
+        {
+            "no": artifact_no,
+            "hint_keys": probed.id.keys if probed is not None else None,
+            "hint_xor": probed.id.key_xor if probed is not None else None,
+        },
+    )
     return TableCounts(rows=rows, keys=keys, values_rejected=values_rejected)
 
 

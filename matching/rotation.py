@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from core.errors import ConfigError
+from matching.customer_filter import refresh_filter
 from matching.customers import prepare_customer_batch
 from matching.keyed_hash import Pepper
 from matching.leaks import prepare_leak_batch
@@ -122,13 +123,20 @@ _SWAP = Statement(
         JOIN rot_first f USING (row) JOIN customers c USING (customer_id);
     DELETE FROM leak_keys;
     INSERT INTO leak_keys
-        SELECT artifact_no, table_no, row, kind, k1, k2, categories FROM rot_leak_keys;
+        SELECT artifact_no, table_no, row, kind, k1, k2, categories,
+               k1 IN (SELECT k1 FROM customer_keys)
+        FROM rot_leak_keys;
     UPDATE artifacts SET key_id = $key_id WHERE key_id IS NOT NULL;
     DROP TABLE rot_customers;
     DROP TABLE rot_customer_keys;
     DROP TABLE rot_leak_keys;
     DROP TABLE rot_first;
     """,
+)
+
+_HINTED_BY = Statement(
+    "name the filter the re-keyed leak keys were hinted against",
+    "UPDATE artifacts SET hint_keys = $keys, hint_xor = $key_xor WHERE key_id IS NOT NULL",
 )
 
 
@@ -258,6 +266,10 @@ def commit_rotation(
     customers = int(store.scalar(_CUSTOMERS))
     with store.transaction():
         store.run(_SWAP, {"key_id": new_pepper.key_id})
+        # New keys, a new filter. Each re-keyed leak key's hint says whether it is among the
+        # new customer keys, which is what a hit on their filter promises (and exact).
+        built = refresh_filter(store)
+        store.run(_HINTED_BY, {"keys": built.id.keys, "key_xor": built.id.key_xor})
     return RotationReport(
         new_key_id=new_pepper.key_id,
         customers=customers,

@@ -12,6 +12,7 @@ from typing import Any
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from core.errors import StoreBusyError, TerminalError
 from matching.sql import MIGRATIONS, Statement
@@ -103,6 +104,18 @@ class Store:
         except duckdb.Error as exc:
             raise StoreError(statement, exc) from None
 
+    def arrow_batches(
+        self, statement: Statement, params: Mapping[str, Any] | None = None, *, rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        """Execute a query and stream its result as Arrow batches of about ``rows`` rows."""
+        try:
+            reader: pa.RecordBatchReader = self.con.sql(
+                statement.text, params=dict(params) if params else None
+            ).to_arrow_reader(rows)
+            yield from reader
+        except duckdb.Error as exc:
+            raise StoreError(statement, exc) from None
+
     def scalar(self, statement: Statement, params: Mapping[str, Any] | None = None) -> Any:
         result = self.rows(statement, params)
         return result[0][0] if result else None
@@ -132,6 +145,17 @@ class Store:
             yield
         finally:
             self.con.unregister(name)
+
+    def cursor(self) -> Store:
+        """Another connection to this open database, for one other thread (close it after).
+
+        It has its own transactions and sees what this one has committed; it holds no lock
+        of its own and never migrates."""
+        other = object.__new__(Store)
+        other.path = self.path
+        other._lock_fd = None
+        other.con = self.con.cursor()
+        return other
 
     def close(self) -> None:
         self.con.close()

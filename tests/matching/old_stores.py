@@ -40,8 +40,15 @@ def downgraded(
     con = schema_at(old, version)
     try:
         con.execute("ATTACH $p AS src (READ_ONLY)", {"p": str(current)})
-        for table in copied:
-            con.execute(f"INSERT INTO {table} SELECT * FROM src.{table}")
+        for table in copied:  # the old table's columns: later schemas may have added some
+            names = con.execute(
+                "SELECT column_name FROM duckdb_columns() "
+                "WHERE database_name = current_database() AND table_name = $t "
+                "ORDER BY column_index",
+                {"t": table},
+            ).fetchall()
+            columns = ", ".join(f'"{name}"' for (name,) in names)
+            con.execute(f"INSERT INTO {table} SELECT {columns} FROM src.{table}")
         yield con
         con.execute("DETACH src")
     finally:
