@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 import polars as pl
 
 from core import crash
+from matching.customer_filter import current_id
 from matching.risk import assess
 from matching.sql import Statement
 from matching.store import Store
 from schemas.vocab import KeyKind, categories_from_mask
 
-__all__ = ["NARROW_ABOVE", "LinkReport", "link", "write_partials"]
+__all__ = ["NARROW_ABOVE", "PLANS", "LinkReport", "link", "write_partials"]
 
 _KIND_BITS = {KeyKind.EMAIL: 1, KeyKind.IBAN: 2, KeyKind.PHONE: 4}
 
@@ -37,18 +38,35 @@ _PARTIALS = Statement(
         SELECT artifact_no FROM artifacts WHERE breach_id = $breach_id AND state = 'done';
     """,
 )
-# Above NARROW_ABOVE leak keys, the customer keys are first narrowed to those whose first word
-# occurs among the breach's leak keys: a semi-join whose hash table holds the leak side's k1
-# only. The joins below then build on these (about a quarter of the customer keys at 30 %
-# overlap) instead of on every leak key with its payload, which spills past DuckDB's 2 GB at
-# 20 M x 20 M (40 M leak keys). The link query, measured twice each way on the bench's stores:
-# 20 M x 20 M 8.1-8.4 s narrowed against 8.5-9.1 s, and 2.1 GB of peak RSS against 2.35;
-# 10 M x 10 M (20 M leak keys, no spill) 3.2-3.4 s narrowed against 2.3-2.6 s, hence the
-# threshold, for the default 2 GB memory limit.
+# The plan, one of three, each giving the same exposures:
+# - "hinted": every artifact of the breach with rows was ingested against the customer filter
+#   that still names the customer keys (matching/customer_filter.py; an artifact without rows
+#   has no key, and no hint recorded): only the leak keys that hit it are joined, about a
+#   third at 30 % overlap, and the join builds on them. At 20 M x 20 M the link query took
+#   5.3-6.2 s instead of 10-10.9 s for the narrowing and the join below.
+# - "narrowed": above NARROW_ABOVE leak keys, the customer keys are first narrowed to those
+#   whose first word occurs among the breach's leak keys: a semi-join whose hash table holds
+#   the leak side's k1 only. The joins below then build on these (about a quarter of the
+#   customer keys at 30 % overlap) instead of on every leak key with its payload, which spills
+#   past DuckDB's 2 GB at 20 M x 20 M (40 M leak keys). The link query, measured twice each way
+#   on the bench's stores: 20 M x 20 M 8.1-8.4 s narrowed against 8.5-9.1 s, and 2.1 GB of
+#   peak RSS against 2.35; 10 M x 10 M (20 M leak keys, no spill) 3.2-3.4 s narrowed against
+#   2.3-2.6 s, hence the threshold, for the default 2 GB memory limit.
+# - "all": every leak key against every customer key.
 NARROW_ABOVE = 30_000_000
+PLANS = ("hinted", "narrowed", "all")
 _LEAK_KEY_COUNT = Statement(
     "count the breach's leak keys",
     "SELECT count(*) FROM leak_keys WHERE artifact_no IN (SELECT artifact_no FROM breach_artifacts)",
+)
+_UNHINTED = Statement(
+    "artifacts of the breach not ingested against these customer keys' filter",
+    """
+    SELECT count(*) FROM artifacts
+    WHERE artifact_no IN (SELECT artifact_no FROM breach_artifacts)
+      AND (hint_keys IS DISTINCT FROM $keys OR hint_xor IS DISTINCT FROM $key_xor)
+      AND rows_read > 0
+    """,
 )
 _NARROW = Statement(
     "narrow the customer keys to the breach",
@@ -69,7 +87,7 @@ _LINK_SHARD = """
            list(DISTINCT (lk.artifact_no::UBIGINT << 48) | (lk.table_no::UBIGINT << 40) | lk.row)
     FROM leak_keys lk
     JOIN {customer_keys} ck ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
-    WHERE lk.artifact_no IN (SELECT artifact_no FROM breach_artifacts)
+    WHERE lk.artifact_no IN (SELECT artifact_no FROM breach_artifacts){hinted}
       AND ($shards = 1 OR lk.k1 % $shards = $shard)
     GROUP BY ck.customer_no
 """
@@ -98,18 +116,24 @@ _LINK_SINGLE = """
                bit_or(lk.categories) AS categories
         FROM leak_keys lk
         JOIN {customer_keys} ck ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
-        WHERE lk.artifact_no IN (SELECT artifact_no FROM breach_artifacts)
+        WHERE lk.artifact_no IN (SELECT artifact_no FROM breach_artifacts){hinted}
         GROUP BY ck.customer_no, leaked_row
     )
     GROUP BY customer_no
 """
-# Each join on the customer keys as they are, or narrowed (link_customer_keys).
+# Each join per plan: on the leak keys that hit the filter, on the narrowed customer keys, or
+# on everything.
+_HINTED = "\n          AND lk.customer_hint"
 _LINKS = {
-    narrowed: (
-        Statement("link in one pass", _LINK_SINGLE.format(customer_keys=table)),
-        Statement("link one shard", _LINK_SHARD.format(customer_keys=table)),
+    plan: (
+        Statement("link in one pass", _LINK_SINGLE.format(customer_keys=table, hinted=hinted)),
+        Statement("link one shard", _LINK_SHARD.format(customer_keys=table, hinted=hinted)),
     )
-    for narrowed, table in ((False, "customer_keys"), (True, "link_customer_keys"))
+    for plan, table, hinted in (
+        ("hinted", "customer_keys", _HINTED),
+        ("narrowed", "link_customer_keys", ""),
+        ("all", "customer_keys", ""),
+    )
 }
 _COMBOS = Statement(
     "distinct exposure shapes", "SELECT DISTINCT kinds, categories FROM link_result"
@@ -139,6 +163,7 @@ class LinkReport:
     breach_id: str
     exposed: int
     shards: int
+    plan: str  # one of PLANS
 
 
 def _decisions(combos: pl.DataFrame) -> pl.DataFrame:
@@ -170,19 +195,26 @@ def _decisions(combos: pl.DataFrame) -> pl.DataFrame:
 
 
 def link(
-    store: Store, breach_id: str, *, shards: int = 1, narrow_above: int = NARROW_ABOVE
+    store: Store,
+    breach_id: str,
+    *,
+    shards: int = 1,
+    narrow_above: int = NARROW_ABOVE,
+    use_hints: bool = True,
 ) -> LinkReport:
     """Recompute the breach's exposures from scratch; the same inputs always give the same rows.
 
-    ``narrow_above``: the leak key count above which the customer keys are narrowed first
-    (a plan choice only: the exposures are the same either way)."""
+    ``use_hints``: whether the leak keys' hints may be used when valid; ``narrow_above``: the
+    leak key count above which the customer keys are narrowed first otherwise. Plan choices
+    only: the exposures are the same whichever plan runs (:attr:`LinkReport.plan` says which).
+    """
     if shards < 1:
         raise ValueError("shards must be at least 1")
     store.run(_PARTIALS, {"breach_id": breach_id})
-    narrowed = int(store.scalar(_LEAK_KEY_COUNT)) > narrow_above
-    if narrowed:
+    plan = _plan(store, narrow_above, use_hints)
+    if plan == "narrowed":
         store.run(_NARROW)
-    single, one_shard = _LINKS[narrowed]
+    single, one_shard = _LINKS[plan]
     if shards == 1:
         store.run(single)
     else:
@@ -190,7 +222,18 @@ def link(
             store.run(one_shard, {"shards": shards, "shard": shard})
         store.run(_COMBINE)
     exposed = _write_result(store, breach_id)
-    return LinkReport(breach_id=breach_id, exposed=exposed, shards=shards)
+    return LinkReport(breach_id=breach_id, exposed=exposed, shards=shards, plan=plan)
+
+
+def _plan(store: Store, narrow_above: int, use_hints: bool) -> str:
+    """The plan: "hinted" when every artifact of the breach was probed against a filter of the
+    customer keys as they are now; else "narrowed" above ``narrow_above`` leak keys; else "all".
+    """
+    if use_hints:
+        now = current_id(store)
+        if not store.scalar(_UNHINTED, {"keys": now.keys, "key_xor": now.key_xor}):
+            return "hinted"
+    return "narrowed" if int(store.scalar(_LEAK_KEY_COUNT)) > narrow_above else "all"
 
 
 def write_partials(store: Store, breach_id: str) -> int:

@@ -138,7 +138,7 @@ def combine(store: Store, breach_id: str, partial_paths: Sequence[Path]) -> Link
         raise ValueError("no partials to combine")
     store.run(_LOAD_PARTIALS, {"paths": [str(p) for p in partial_paths]})
     exposed = write_partials(store, breach_id)
-    return LinkReport(breach_id=breach_id, exposed=exposed, shards=len(partial_paths))
+    return LinkReport(breach_id=breach_id, exposed=exposed, shards=len(partial_paths), plan="all")
 
 
 def _run(con: duckdb.DuckDBPyConnection, statement: Statement, params: Mapping[str, Any]) -> None:

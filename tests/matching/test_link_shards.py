@@ -1,5 +1,6 @@
 """Linking gives the same exposures, matched row counts included, whatever the shard count
-and whether the customer keys are narrowed to the breach first."""
+and the plan: the leak keys that hit the customer filter, every leak key, or the customer keys
+narrowed to the breach first."""
 
 from __future__ import annotations
 
@@ -24,17 +25,22 @@ def test_one_pass_equals_sharded(two_file_breach: Callable[..., None]) -> None:
     two_file_breach(customers=1500, repeated=700, seed=3)
     rt = runtime()
     results: list[pl.DataFrame] = []
+    plans: list[str] = []
     with open_store(rt.settings) as store:
-        for shards in (1, 3, 1):
-            link(store, "b", shards=shards)
+        for shards in (1, 3, 1):  # the leak keys that hit the customer filter (the default)
+            plans.append(link(store, "b", shards=shards).plan)
+            results.append(_frame(store))
+        for shards in (1, 3):  # every leak key
+            plans.append(link(store, "b", shards=shards, use_hints=False).plan)
             results.append(_frame(store))
         # the customer keys narrowed to the breach first (a plan choice for large leaks)
         for shards in (1, 3):
-            link(store, "b", shards=shards, narrow_above=0)
+            plans.append(link(store, "b", shards=shards, narrow_above=0, use_hints=False).plan)
             results.append(_frame(store))
         temp_tables = store.con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'link_customer_keys'"
         ).fetchone()
+    assert plans == ["hinted"] * 3 + ["all"] * 2 + ["narrowed"] * 2
     assert results[0].height > 300
     for other in results[1:]:
         assert results[0].equals(other)

@@ -13,9 +13,10 @@ from core.errors import ConfigError
 from core.settings import Settings
 from flows import steps
 from flows.cli_pepper import rotate_pepper
-from flows.context import Runtime, runtime
+from flows.context import Runtime, open_store, runtime
 from matching.identity import normalise
 from matching.keyed_hash import Pepper, hash_keys, key_bytes, key_words
+from matching.link import link
 from matching.snapshot import snapshots
 from schemas.vocab import KeyKind
 from synthetic import make_customers, make_leak, write_delimited, write_jsonl
@@ -137,6 +138,9 @@ def test_rotation_keeps_exposures_and_leaves_no_old_hash(
     rt2 = runtime(Settings())
     steps.match_breach(rt2, "A")
     steps.match_breach(rt2, "B")
+    assert _exposures(store) == before
+    with open_store(rt2.settings) as opened:  # re-keyed leak keys carry the new filter's hints
+        assert link(opened, "A").plan == link(opened, "B").plan == "hinted"
     assert _exposures(store) == before
     # Loading the same file under the new pepper changes nothing: fingerprints were re-keyed too.
     again = steps.load_customer_file(rt2, tmp_path / "customers.csv")
