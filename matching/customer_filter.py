@@ -17,17 +17,15 @@ The two loops are native (``matching._bits``) where built, numpy otherwise: the 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
-from functools import cache
-from types import ModuleType
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from matching.native import bits_module as _native
 from matching.sql import Statement
 from matching.store import Store
 
@@ -70,14 +68,6 @@ _REPLACE = Statement(
     INSERT INTO customer_filter_words SELECT n, word FROM filter_words;
     """,
 )
-
-
-@cache
-def _native() -> ModuleType | None:
-    try:
-        return importlib.import_module("matching._bits")
-    except ImportError:
-        return None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The native scanner extension (``matching/_scan.c``), where this build has it."""
+"""The native extensions (``matching/_scan.c``, ``matching/_bits.c``), where this build has them."""
 
 from __future__ import annotations
 
@@ -6,13 +6,22 @@ import importlib
 from functools import cache
 from types import ModuleType
 
-__all__ = ["scan_module"]
+__all__ = ["bits_module", "scan_module"]
 
 
 @cache
-def scan_module() -> ModuleType | None:
-    """``matching._scan``, or None when it was not built (the Python paths decide alone)."""
+def _optional(name: str) -> ModuleType | None:
     try:
-        return importlib.import_module("matching._scan")
+        return importlib.import_module(name)
     except ImportError:
         return None
+
+
+def scan_module() -> ModuleType | None:
+    """``matching._scan``, or None when it was not built (the Python paths decide alone)."""
+    return _optional("matching._scan")
+
+
+def bits_module() -> ModuleType | None:
+    """``matching._bits``, or None when it was not built (numpy sets and probes the bits)."""
+    return _optional("matching._bits")
