@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 import polars as pl
 
@@ -14,7 +15,7 @@ from matching.sql import Statement
 from matching.store import Store
 from schemas.vocab import KeyKind, categories_from_mask
 
-__all__ = ["NARROW_ABOVE", "PLANS", "LinkReport", "link", "write_partials"]
+__all__ = ["NARROW_ABOVE", "LinkReport", "Plan", "link", "write_partials"]
 
 _KIND_BITS = {KeyKind.EMAIL: 1, KeyKind.IBAN: 2, KeyKind.PHONE: 4}
 
@@ -55,12 +56,12 @@ _PARTIALS = Statement(
 #   2.3-2.6 s, hence the threshold, for the default 2 GB memory limit.
 # - "all": every leak key against every customer key.
 NARROW_ABOVE = 30_000_000
-PLANS = ("hinted", "narrowed", "all")
+Plan = Literal["hinted", "narrowed", "all"]
 _LEAK_KEY_COUNT = Statement(
     "count the breach's leak keys",
     "SELECT count(*) FROM leak_keys WHERE artifact_no IN (SELECT artifact_no FROM breach_artifacts)",
 )
-_HINTED_BY = Statement(
+_HINT_FILTERS = Statement(
     "the customer filters the breach's artifacts were probed against",
     """
     SELECT DISTINCT hint_keys, hint_xor FROM artifacts
@@ -162,7 +163,7 @@ class LinkReport:
     breach_id: str
     exposed: int
     shards: int
-    plan: str  # one of PLANS
+    plan: Plan
 
 
 def _decisions(combos: pl.DataFrame) -> pl.DataFrame:
@@ -211,7 +212,7 @@ def link(
         raise ValueError("shards must be at least 1")
     store.run(_PARTIALS, {"breach_id": breach_id})
     hinted_by = _hinted_by(store) if use_hints else None
-    plan = "hinted" if hinted_by is not None else _unhinted_plan(store, narrow_above)
+    plan: Plan = "hinted" if hinted_by is not None else _unhinted_plan(store, narrow_above)
     _join(store, plan, shards)
     # Whether that filter still names the customer keys is checked after the join, which has
     # just read them: the check then reads them from memory (0.66 s before the join at 20 M,
@@ -227,17 +228,17 @@ def link(
 def _hinted_by(store: Store) -> FilterId | None:
     """The one filter every artifact of the breach with rows was probed against, if any (an
     artifact without rows has no key, and no hint recorded)."""
-    found = store.rows(_HINTED_BY)
+    found = store.rows(_HINT_FILTERS)
     if len(found) != 1 or None in found[0]:
         return None
     return FilterId(int(found[0][0]), int(found[0][1]))
 
 
-def _unhinted_plan(store: Store, narrow_above: int) -> str:
+def _unhinted_plan(store: Store, narrow_above: int) -> Plan:
     return "narrowed" if int(store.scalar(_LEAK_KEY_COUNT)) > narrow_above else "all"
 
 
-def _join(store: Store, plan: str, shards: int) -> None:
+def _join(store: Store, plan: Plan, shards: int) -> None:
     """Fill ``link_result`` (one pass) or ``link_partial`` and then ``link_result`` (sharded)."""
     if plan == "narrowed":
         store.run(_NARROW)
