@@ -30,7 +30,7 @@ from schwifty.checksum import algorithms
 
 from connectors.base import ROW, Table
 from connectors.delimited import FIELD_CAP, Dialect, _Parser, scan_physical_lines
-from connectors.files import read_ahead
+from connectors.files import let_go_before, read_ahead
 from matching import emails, ibans, phones
 from matching.identity import normalise
 from matching.keyed_hash import KIND_DTYPE, Pepper, hash_words
@@ -418,6 +418,7 @@ def _parts(
         carry = b""
         eof = False
         while not eof:
+            let_go_before(f, offset)
             chunk = f.read(block_bytes)
             eof = not chunk
             whole = carry + chunk if carry else chunk
