@@ -135,10 +135,6 @@ def _column(batch: pa.RecordBatch, i: int, dtype: type[np.generic]) -> np.ndarra
     return np.frombuffer(data, dtype=dtype, count=len(column), offset=column.offset * width)
 
 
-def _first_words(batch: pa.RecordBatch) -> np.ndarray:
-    return _column(batch, 0, np.uint64)  # k1: never NULL
-
-
 def build_from(parts: Iterable[np.ndarray], keys: int) -> CustomerFilter:
     """The filter of ``keys`` first words given in parts (uint64 arrays)."""
     log2_bits = size_for(keys)
@@ -157,7 +153,7 @@ def build_filter(store: Store) -> CustomerFilter:
     """The filter of the customer keys in the store now (read in batches, not all at once)."""
     keys = int(store.scalar(_KEY_COUNT))  # the size only: the xor is taken while reading
     batches = store.arrow_batches(_FIRST_WORDS, rows=_READ_ROWS)
-    return build_from((_first_words(b) for b in batches), keys)
+    return build_from((_column(b, 0, np.uint64) for b in batches), keys)  # k1: never NULL
 
 
 def current_id(store: Store) -> FilterId:
