@@ -193,8 +193,10 @@ class Store:
         self.con.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)"
         )
-        row = self.con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-        current = int(row[0]) if row else 0
+        # fetchall, not fetchone: a result left unfinished makes DuckDB refuse the connection's
+        # next relation (``con.sql``), so a reopened store's first ``frame`` failed.
+        rows = self.con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()
+        current = int(rows[0][0]) if rows else 0
         for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
             with self.transaction():
                 self.con.execute(script)
@@ -202,5 +204,5 @@ class Store:
 
     @property
     def schema_version(self) -> int:
-        row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+        rows = self.con.execute("SELECT max(version) FROM schema_version").fetchall()
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0

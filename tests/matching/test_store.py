@@ -26,6 +26,21 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
         )
 
 
+def test_a_reopened_store_answers_a_frame_and_a_stream_first(tmp_path: Path) -> None:
+    # Opening reads the schema version: a result left unfinished there made DuckDB refuse the
+    # connection's first relation query (frame, arrow_batches) on every store but a new one.
+    path = tmp_path / "s.duckdb"
+    Store(path).close()
+    first = Statement("first", "SELECT 42 AS answer")
+    with Store(path) as store:
+        assert store.frame(first)["answer"].to_list() == [42]
+    with Store(path) as store:
+        assert [b.num_rows for b in store.arrow_batches(first, rows=10)] == [1]
+    with Store(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        assert store.frame(first).height == 1
+
+
 def test_second_writer_process_is_told_to_wait(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     with Store(path):
