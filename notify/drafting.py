@@ -9,6 +9,8 @@ else. The files are byte for byte what :func:`notify.outbox.write_emls` writes.
 Workers are forked from the caller once its rows are loaded: they start in milliseconds with
 the caller's modules, renderer and rows, and use neither the caller's store nor its thread
 pools. Nothing personal crosses back: counts, notice ids and reasons only.
+:func:`start_drafting` returns once they are forked, so the caller can record the previous
+chunk meanwhile; what it compiled before forking (:func:`warm_shapes`) the workers inherit.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,17 @@ from notify.plan import column_contexts
 from notify.render import LANGUAGES, FilledNotice, NoticeRenderer, wording
 from schemas.models import BreachFacts
 
-__all__ = ["BATCH", "DraftError", "Drafted", "Refusal", "draft_into_outbox", "shares"]
+__all__ = [
+    "BATCH",
+    "DraftError",
+    "Drafted",
+    "Drafting",
+    "Refusal",
+    "draft_into_outbox",
+    "shares",
+    "start_drafting",
+    "warm_shapes",
+]
 
 BATCH = 1000  # notices made durable together, as the outbox sender does per send batch
 # Rows that share these values share their notices' words (up to the name and hints present).
@@ -168,6 +181,148 @@ def _draft_share(report: Connection, job: _Job, indexes: Sequence[int]) -> None:
         report.close()
 
 
+def warm_shapes(
+    columns: Mapping[str, Sequence[Any]],
+    breach: BreachFacts,
+    *,
+    sender: str,
+    renderer: NoticeRenderer,
+) -> int:
+    """Render, check and encode one notice of each kind among ``columns`` in this process.
+
+    Writes nothing and records nothing: it only compiles each kind's shape, verdict and
+    skeleton (~0.8 ms each; a chunk of 20 000 holds a few hundred kinds), so the workers that
+    :func:`start_drafting` forks afterwards inherit them instead of compiling them again, each
+    for its share, chunk after chunk. A notice that would be refused is left to the workers.
+    Returns the kinds compiled.
+    """
+    first: dict[tuple[Any, ...], int] = {}
+    for i, key in enumerate(zip(*(columns[c] for c in _SHAPE_COLUMNS), strict=True)):
+        first.setdefault(key, i)
+    date = datetime.now(UTC)
+    for language in LANGUAGES:
+        wording(language)
+    warmed = 0
+    for ctx in column_contexts(columns, sorted(first.values()), breach):
+        if ctx.email is None:
+            continue
+        notice = renderer.fill(ctx)
+        try:
+            check_filled(notice, ctx)
+            build_eml(notice, ctx.email, sender=sender, date=date)
+        except (IncompleteNoticeError, UnsafeHeaderError):
+            continue
+        warmed += 1
+    return warmed
+
+
+class Drafting:
+    """Workers drafting a share each into the outbox; :meth:`wait` for what they made durable.
+
+    The caller may do other work meanwhile, so long as it forks nothing that the workers would
+    share: recording the previous chunk, compiling the next one's kinds (:func:`warm_shapes`).
+    """
+
+    def __init__(self, processes: Sequence[BaseProcess], reports: Sequence[Connection]) -> None:
+        self._processes = list(processes)
+        self._reports = list(reports)
+
+    def wait(self) -> Drafted:
+        """Once every worker has ended: the notices durable and those refused.
+
+        Raises :class:`DraftError` if a worker could not finish its share (the files it
+        reported stay durable; a batch cut short leaves no file under a notice's name, at most
+        hidden temporaries where the file system has no unnamed files, never a partial notice).
+        """
+        durable = 0
+        refused: list[Refusal] = []
+        failures: list[str] = []
+        try:
+            pending = set(self._reports)
+            while pending:
+                for ready in wait(list(pending)):
+                    assert isinstance(ready, Connection)
+                    try:
+                        message = ready.recv()
+                    except EOFError:
+                        failures.append("a worker ended before finishing its share")
+                        pending.discard(ready)
+                        continue
+                    if message[0] == "durable":
+                        durable += message[1]
+                        refused += message[2]
+                        continue
+                    if message[0] == "failed":
+                        failures.append(message[1])
+                    pending.discard(ready)
+        finally:
+            self._end()
+        if failures:
+            raise DraftError(f"outbox drafting: {failures[0]} ({durable} notices durable)")
+        return Drafted(durable, tuple(refused))
+
+    def stop(self) -> None:
+        """End the workers now, whatever they were doing: the caller has failed meanwhile.
+
+        Files already named stay (rewriting a draft is harmless); unnamed ones vanish.
+        """
+        for process in self._processes:
+            if process.is_alive():
+                process.terminate()
+        self._end()
+
+    def _end(self) -> None:
+        for process in self._processes:
+            process.join()
+        for receive in self._reports:
+            with contextlib.suppress(OSError):
+                receive.close()
+        self._processes.clear()
+        self._reports.clear()
+
+
+def start_drafting(
+    columns: Mapping[str, Sequence[Any]],
+    breach: BreachFacts,
+    outbox: Path,
+    *,
+    sender: str,
+    renderer: NoticeRenderer | None = None,
+    workers: int | None = None,
+    batch_size: int = BATCH,
+    date: datetime | None = None,
+) -> Drafting:
+    """Fork the workers that draft one notice per ledger row into ``outbox/<notice_id>.eml``.
+
+    ``columns``: the rows of ``matching.ledger.notice_rows`` by column (``to_dict()`` of its
+    frame). ``date``: the Date header, else the time each batch begins. Returns at once.
+    """
+    outbox.mkdir(parents=True, exist_ok=True)
+    indexes = shares(columns, workers or _default_workers())
+    job = _Job(columns, breach, outbox, sender, renderer or NoticeRenderer(), batch_size, date)
+    for language in LANGUAGES:
+        wording(language)  # the words the check reads, compiled once here, not once per worker
+    fork = multiprocessing.get_context("fork")
+    reports: list[Connection] = []
+    processes: list[BaseProcess] = []
+    # The workers' collectors leave the objects they inherit alone: no copy of those pages.
+    gc.freeze()
+    try:
+        for share in indexes:
+            receive, send = fork.Pipe(duplex=False)
+            process = fork.Process(target=_draft_share, args=(send, job, share), daemon=True)
+            process.start()
+            send.close()
+            reports.append(receive)
+            processes.append(process)
+    except BaseException:
+        Drafting(processes, reports).stop()
+        raise
+    finally:
+        gc.unfreeze()
+    return Drafting(processes, reports)
+
+
 def draft_into_outbox(
     columns: Mapping[str, Sequence[Any]],
     breach: BreachFacts,
@@ -181,62 +336,17 @@ def draft_into_outbox(
 ) -> Drafted:
     """Draft one notice per ledger row into ``outbox/<notice_id>.eml``, on every core.
 
-    ``columns``: the rows of ``matching.ledger.notice_rows`` by column (``to_dict()`` of its
-    frame). ``date``: the Date header, else the time each batch begins. Returns once every
-    worker has ended; :attr:`Drafted.durable` counts only files made durable. Raises
-    :class:`DraftError` if a worker could not finish its share (the files it reported stay
-    durable; a batch cut short leaves no file under a notice's name, at most hidden temporaries
-    where the file system has no unnamed files, never a partial notice).
+    :func:`start_drafting`, then :meth:`Drafting.wait`: returns once every worker has ended;
+    :attr:`Drafted.durable` counts only files made durable. Raises :class:`DraftError` if a
+    worker could not finish its share.
     """
-    outbox.mkdir(parents=True, exist_ok=True)
-    indexes = shares(columns, workers or _default_workers())
-    if not indexes:
-        return Drafted(0, ())
-    job = _Job(columns, breach, outbox, sender, renderer or NoticeRenderer(), batch_size, date)
-    for language in LANGUAGES:
-        wording(language)  # the words the check reads, compiled once here, not once per worker
-    fork = multiprocessing.get_context("fork")
-    reports: list[Connection] = []
-    processes = []
-    # The workers' collectors leave the objects they inherit alone: no copy of those pages.
-    gc.freeze()
-    try:
-        for share in indexes:
-            receive, send = fork.Pipe(duplex=False)
-            process = fork.Process(target=_draft_share, args=(send, job, share), daemon=True)
-            process.start()
-            send.close()
-            reports.append(receive)
-            processes.append(process)
-    finally:
-        gc.unfreeze()
-    durable = 0
-    refused: list[Refusal] = []
-    failures: list[str] = []
-    try:
-        pending = set(reports)
-        while pending:
-            for ready in wait(list(pending)):
-                assert isinstance(ready, Connection)
-                try:
-                    message = ready.recv()
-                except EOFError:
-                    failures.append("a worker ended before finishing its share")
-                    pending.discard(ready)
-                    continue
-                if message[0] == "durable":
-                    durable += message[1]
-                    refused += message[2]
-                    continue
-                if message[0] == "failed":
-                    failures.append(message[1])
-                pending.discard(ready)
-    finally:
-        for process in processes:
-            process.join()
-        for receive in reports:
-            with contextlib.suppress(OSError):
-                receive.close()
-    if failures:
-        raise DraftError(f"outbox drafting: {failures[0]} ({durable} notices durable)")
-    return Drafted(durable, tuple(refused))
+    return start_drafting(
+        columns,
+        breach,
+        outbox,
+        sender=sender,
+        renderer=renderer,
+        workers=workers,
+        batch_size=batch_size,
+        date=date,
+    ).wait()

@@ -36,7 +36,7 @@ from matching.breaches import require_confirmed
 from matching.store import Store
 from notify.completeness import IncompleteNoticeError, check_complete
 from notify.delivery import PRE_SEND
-from notify.drafting import DraftError, draft_into_outbox
+from notify.drafting import Drafted, DraftError, start_drafting, warm_shapes
 from notify.plan import contexts
 from notify.proof import resolve_unresolved
 from notify.render import NoticeRenderer
@@ -244,42 +244,72 @@ def _draft(
     A chunk's refusals are recorded ``failed`` with their reason and the rest ``drafted``, once
     every worker has made its files durable; a worker that fails stops the run with that chunk
     unrecorded (its notices stay where they were, to be drafted again).
+
+    The chunks are pipelined: while one chunk's workers draft, this process records the chunk
+    before it and compiles the next one's kinds of notice (:func:`warm_shapes`), which the next
+    workers inherit. Forks happen only between those steps, never during a store statement.
     """
     mailable = candidates.filter(pl.col("email").is_not_null())
     done = candidates.height - mailable.height  # planned for post: the fallback list has them
-    for start in range(0, mailable.height, DRAFT_CHUNK):
+    starts = range(0, mailable.height, DRAFT_CHUNK)
+    ahead = mailable.slice(0, DRAFT_CHUNK).to_dict(as_series=False) if starts else None
+    finished: tuple[pl.DataFrame, Drafted] | None = None
+    for start in starts:
         chunk = mailable.slice(start, DRAFT_CHUNK)
-        drafted = draft_into_outbox(
-            chunk.to_dict(as_series=False),
-            facts,
-            sender.outbox,
-            sender=sender.sender_email,
-            renderer=renderer,
+        assert ahead is not None
+        running = start_drafting(
+            ahead, facts, sender.outbox, sender=sender.sender_email, renderer=renderer
         )
-        refused = {r.notice_id: r.reason for r in drafted.refused}
-        if chunk.height - len(refused) != drafted.durable:
-            raise DraftError(
-                f"outbox drafting: {drafted.durable} notices durable of "
-                f"{chunk.height - len(refused)} drafted"
-            )
-        incomplete: list[Outcome] = []
-        outcomes: list[Outcome] = []
-        for notice_id in chunk["notice_id"]:
-            reason = refused.get(notice_id)
-            if reason is None:
-                outcomes.append(Outcome(notice_id, "drafted"))
-            elif reason.startswith("incomplete: "):
-                incomplete.append(Outcome(notice_id, "failed", reason=reason))
-            else:
-                outcomes.append(Outcome(notice_id, "failed", reason=reason))
-        report.rendered += chunk.height
-        _note_incomplete(report, incomplete)
-        _record(store, [*incomplete, *outcomes], from_states)
-        crash.point("after-mark-accepted")
-        _tally(report, outcomes)
-        done += chunk.height
+        try:
+            if finished is not None:
+                done = _record_drafted(store, *finished, report, from_states, done)
+                if progress:
+                    progress(done, candidates.height)
+            following = mailable.slice(start + DRAFT_CHUNK, DRAFT_CHUNK)
+            ahead = following.to_dict(as_series=False) if following.height else None
+            if ahead is not None:
+                warm_shapes(ahead, facts, sender=sender.sender_email, renderer=renderer)
+            finished = (chunk, running.wait())
+        except BaseException:
+            running.stop()
+            raise
+    if finished is not None:
+        done = _record_drafted(store, *finished, report, from_states, done)
         if progress:
             progress(done, candidates.height)
+
+
+def _record_drafted(
+    store: Store,
+    chunk: pl.DataFrame,
+    drafted: Drafted,
+    report: SendReport,
+    from_states: Sequence[str],
+    done: int,
+) -> int:
+    """Record a drafted chunk: its refusals ``failed``, the rest ``drafted``. Returns ``done``."""
+    refused = {r.notice_id: r.reason for r in drafted.refused}
+    if chunk.height - len(refused) != drafted.durable:
+        raise DraftError(
+            f"outbox drafting: {drafted.durable} notices durable of "
+            f"{chunk.height - len(refused)} drafted"
+        )
+    incomplete: list[Outcome] = []
+    outcomes: list[Outcome] = []
+    for notice_id in chunk["notice_id"]:
+        reason = refused.get(notice_id)
+        if reason is None:
+            outcomes.append(Outcome(notice_id, "drafted"))
+        elif reason.startswith("incomplete: "):
+            incomplete.append(Outcome(notice_id, "failed", reason=reason))
+        else:
+            outcomes.append(Outcome(notice_id, "failed", reason=reason))
+    report.rendered += chunk.height
+    _note_incomplete(report, incomplete)
+    _record(store, [*incomplete, *outcomes], from_states)
+    crash.point("after-mark-accepted")
+    _tally(report, outcomes)
+    return done + chunk.height
 
 
 def _note_incomplete(report: SendReport, refused: Sequence[Outcome]) -> None:

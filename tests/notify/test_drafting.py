@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import email
 import itertools
+import multiprocessing
+import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default
@@ -15,7 +17,7 @@ from breach_facts import EXAMPLE_BREACH
 
 from core.errors import TerminalError
 from notify.completeness import IncompleteNoticeError, check_complete, check_filled
-from notify.drafting import DraftError, draft_into_outbox, shares
+from notify.drafting import DraftError, draft_into_outbox, shares, start_drafting, warm_shapes
 from notify.outbox import EmlFile, build_emls
 from notify.plan import contexts
 from notify.render import NoticeRenderer
@@ -145,6 +147,42 @@ def test_a_worker_that_cannot_write_stops_the_run_without_a_value(tmp_path: Path
         assert path.suffix == ".eml"
         msg = email.message_from_bytes(path.read_bytes(), policy=default)
         assert isinstance(msg, EmailMessage)
+        assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_warming_compiles_each_kind_once_and_writes_nothing(tmp_path: Path) -> None:
+    rows = _rows(200)
+    rows[0] = dict(rows[0], last_name="www.phish")  # refused: a link in the notice
+    kinds = {(r["language"], r["risk"], r["matched_on"], r["categories"]) for r in rows}
+    renderer = NoticeRenderer()
+    warmed = warm_shapes(_columns(rows), EXAMPLE_BREACH, sender=SENDER, renderer=renderer)
+    assert warmed == len(kinds) - 1  # the refused notice's kind is left to the workers
+    assert list(tmp_path.iterdir()) == []
+    # The workers forked after it write what the one-process path writes, refusal included.
+    drafted = draft_into_outbox(
+        _columns(rows), EXAMPLE_BREACH, tmp_path, sender=SENDER, renderer=renderer, date=WHEN
+    )
+    assert drafted.durable == len(rows) - 1 and len(drafted.refused) == 1
+    expected = _reference(tmp_path / "ref", rows[1:])
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.eml")} == expected
+
+
+def test_workers_stopped_midway_leave_whole_notices_and_no_process(tmp_path: Path) -> None:
+    rows = _rows(4000)
+    running = start_drafting(
+        _columns(rows), EXAMPLE_BREACH, tmp_path, sender=SENDER, workers=2, batch_size=50
+    )
+    deadline = time.monotonic() + 60
+    while not any(tmp_path.glob("*.eml")):  # until the first batch is named
+        assert time.monotonic() < deadline, "no batch named in a minute"
+        time.sleep(0.001)
+    running.stop()
+    assert multiprocessing.active_children() == []
+    written = list(tmp_path.iterdir())
+    assert 0 < len(written) < len(rows)
+    for path in written:
+        assert path.suffix == ".eml" and not path.name.startswith(".")
+        msg = email.message_from_bytes(path.read_bytes(), policy=default)
         assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
 
 

@@ -12,8 +12,11 @@ import pytest
 from notify_world import World, build_world, ledger
 
 from flows.context import open_store
+from matching import ledger as ledger_mod
 from matching.breaches import BreachNotConfirmedError
 from matching.ledger import delivery_counts
+from notify import sending
+from notify.drafting import DraftError
 from notify.events_server import EventsServer
 from notify.fake_sendgrid import FakeSendGrid, Fault, validate_mail
 from notify.plan import breach_facts
@@ -239,6 +242,59 @@ def test_the_outbox_drafts_and_a_later_sendgrid_run_sends(
     assert _states(world)["drafted"] == world.with_email
     sent = _send(world, _sender(fake))
     assert sent.accepted == world.with_email
+
+
+def _candidates(world: World) -> list[str]:
+    """The breach's notice ids in the order a run drafts them (planned first if need be)."""
+    with open_store(world.settings) as store:
+        ledger_mod.plan_notices(store, world.breach_id)
+        rows = ledger_mod.send_candidates(store, world.breach_id, ["planned"])
+    return [i for i, e in zip(rows["notice_id"], rows["email"], strict=True) if e is not None]
+
+
+def test_the_outbox_records_each_chunk_while_the_next_is_drafted(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sending, "DRAFT_CHUNK", 7)
+    outbox = tmp_path / "outbox"
+    seen: list[int] = []
+    report = _send(
+        world,
+        OutboxSender(outbox, "securite@operateur.example"),
+        progress=lambda done, total: seen.append(done),
+    )
+    assert report.drafted == report.rendered == world.with_email
+    assert sorted(p.stem for p in outbox.glob("*.eml")) == sorted(_drafted_ids(world))
+    assert _states(world)["drafted"] == world.with_email
+    # One progress report per chunk, once it is recorded: every chunk, in order.
+    chunks = -(-world.with_email // 7)
+    assert len(seen) == chunks and seen == sorted(seen)
+    assert seen[-1] == report.candidates
+
+
+def _drafted_ids(world: World) -> list[str]:
+    return [
+        r[0]
+        for r in ledger(world.settings, "SELECT notice_id FROM notices WHERE state = 'drafted'")
+    ]
+
+
+def test_a_chunk_that_fails_stops_the_run_with_the_chunks_before_it_recorded(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sending, "DRAFT_CHUNK", 5)
+    order = _candidates(world)
+    outbox = tmp_path / "outbox"
+    (outbox / f"{order[12]}.eml").mkdir(parents=True)  # the third chunk cannot name one notice
+    with pytest.raises(DraftError) as caught:
+        _send(world, OutboxSender(outbox, "securite@operateur.example"))
+    assert order[12] not in str(caught.value)
+    states = dict(ledger(world.settings))
+    assert [states[i] for i in order[:10]] == ["drafted"] * 10  # recorded while chunk 3 ran
+    assert {states[i] for i in order[10:]} == {"planned"}
+    assert set(order[:10]) <= {p.stem for p in outbox.glob("*.eml") if p.is_file()}
+    again = _send(world, OutboxSender(tmp_path / "elsewhere", "securite@operateur.example"))
+    assert again.drafted == world.with_email  # the rest, and the first ten drafted again
 
 
 def test_the_outbox_drafts_on_every_core_records_refusals_and_redrafts_harmlessly(
