@@ -138,6 +138,19 @@ _OUTCOMES = Statement(
     WHERE n.notice_id = o.notice_id AND list_contains($from_states, n.state)
     """,
 )
+# Outcomes without a message id and none accepted (drafts, refusals, notices put back): the
+# other two columns would keep their values, so they are not written. DuckDB fetches each
+# updated row's old value per column it sets: once a chunk's rows are on disk, a chunk of
+# 20 000 drafts took 0.45 s setting three columns against 0.6 s setting five.
+_STATES = Statement(
+    "record outcome states",
+    """
+    UPDATE notices AS n
+    SET state = o.state, error_reason = o.reason, updated_at = $now
+    FROM outcomes AS o
+    WHERE n.notice_id = o.notice_id AND list_contains($from_states, n.state)
+    """,
+)
 _UNRESOLVED = Statement(
     "unresolved notices",
     """
@@ -283,8 +296,12 @@ def record_outcomes(
     if not outcomes:
         return
     frame = pl.DataFrame(list(outcomes), schema=_OUTCOME_SCHEMA, orient="row")
+    states_only = all(o[2] is None and o[1] != "accepted" for o in outcomes)
     with store.transaction(), store.registered("outcomes", frame):
-        store.run(_OUTCOMES, {"now": datetime.now(UTC), "from_states": list(from_states)})
+        store.run(
+            _STATES if states_only else _OUTCOMES,
+            {"now": datetime.now(UTC), "from_states": list(from_states)},
+        )
 
 
 def unresolved_notices(store: Store, breach_id: str) -> list[str]:

@@ -297,6 +297,31 @@ def test_a_chunk_that_fails_stops_the_run_with_the_chunks_before_it_recorded(
     assert again.drafted == world.with_email  # the rest, and the first ten drafted again
 
 
+def test_outcomes_without_message_ids_keep_what_an_earlier_answer_recorded(world: World) -> None:
+    ids = _candidates(world)[:3]
+    with open_store(world.settings) as store:
+        ledger_mod.record_outcomes(
+            store,
+            [(ids[0], "accepted", "sg-0", None), (ids[1], "drafted", None, None)],
+            ["planned"],
+        )
+        # No message id, none accepted: the lighter statement, setting three columns of five.
+        ledger_mod.record_outcomes(
+            store,
+            [(i, "failed", None, "http 400: to") for i in ids],
+            ["planned", "drafted", "accepted"],
+        )
+    rows = ledger(
+        world.settings,
+        "SELECT notice_id, state, sendgrid_message_id, accepted_at IS NOT NULL, error_reason "
+        "FROM notices WHERE notice_id IN ('" + "', '".join(ids) + "')",
+    )
+    got = {r[0]: r[1:] for r in rows}
+    assert got[ids[0]] == ("failed", "sg-0", True, "http 400: to")  # its answer's id kept
+    assert got[ids[1]] == ("failed", None, False, "http 400: to")
+    assert got[ids[2]] == ("failed", None, False, "http 400: to")
+
+
 def test_the_outbox_drafts_on_every_core_records_refusals_and_redrafts_harmlessly(
     world: World, tmp_path: Path
 ) -> None:
