@@ -142,7 +142,7 @@ _OUTCOMES = Statement(
 # other two columns would keep their values, so they are not written. DuckDB fetches each
 # updated row's old value per column it sets: once a chunk's rows are on disk, a chunk of
 # 20 000 drafts took 0.45 s setting three columns against 0.6 s setting five.
-_STATES = Statement(
+_OUTCOME_STATES = Statement(
     "record outcome states",
     """
     UPDATE notices AS n
@@ -299,7 +299,7 @@ def record_outcomes(
     states_only = all(o[2] is None and o[1] != "accepted" for o in outcomes)
     with store.transaction(), store.registered("outcomes", frame):
         store.run(
-            _STATES if states_only else _OUTCOMES,
+            _OUTCOME_STATES if states_only else _OUTCOMES,
             {"now": datetime.now(UTC), "from_states": list(from_states)},
         )
 
