@@ -10,7 +10,7 @@ from pathlib import Path
 from core.settings import Settings
 from flows.context import open_store
 from matching.ledger import notice_rows, plan_notices
-from notify.drafting import draft_into_outbox
+from notify.drafting import start_drafting
 from notify.plan import breach_facts
 from notify.render import NoticeRenderer
 
@@ -43,13 +43,13 @@ def render_notices(settings: Settings, breach_id: str, outbox: Path, cap: int) -
     outbox.mkdir(parents=True, exist_ok=True)
     renderer = NoticeRenderer()
     started = time.perf_counter()
-    drafted = draft_into_outbox(
+    drafted = start_drafting(
         rows.to_dict(as_series=False),
         facts,
         outbox,
         sender=settings.sender_email,
         renderer=renderer,
-    )
+    ).wait()
     seconds = time.perf_counter() - started
     if drafted.refused:  # the bench has no bad address and no incomplete notice
         first = drafted.refused[0]

@@ -42,7 +42,6 @@ __all__ = [
     "Drafted",
     "Drafting",
     "Refusal",
-    "draft_into_outbox",
     "shares",
     "start_drafting",
     "warm_shapes",
@@ -295,7 +294,8 @@ def start_drafting(
     """Fork the workers that draft one notice per ledger row into ``outbox/<notice_id>.eml``.
 
     ``columns``: the rows of ``matching.ledger.notice_rows`` by column (``to_dict()`` of its
-    frame). ``date``: the Date header, else the time each batch begins. Returns at once.
+    frame). ``date``: the Date header, else the time each batch begins. Returns at once;
+    ``start_drafting(...).wait()`` drafts them all on every core (:meth:`Drafting.wait`).
     """
     outbox.mkdir(parents=True, exist_ok=True)
     indexes = shares(columns, workers or _default_workers())
@@ -321,32 +321,3 @@ def start_drafting(
     finally:
         gc.unfreeze()
     return Drafting(processes, reports)
-
-
-def draft_into_outbox(
-    columns: Mapping[str, Sequence[Any]],
-    breach: BreachFacts,
-    outbox: Path,
-    *,
-    sender: str,
-    renderer: NoticeRenderer | None = None,
-    workers: int | None = None,
-    batch_size: int = BATCH,
-    date: datetime | None = None,
-) -> Drafted:
-    """Draft one notice per ledger row into ``outbox/<notice_id>.eml``, on every core.
-
-    :func:`start_drafting`, then :meth:`Drafting.wait`: returns once every worker has ended;
-    :attr:`Drafted.durable` counts only files made durable. Raises :class:`DraftError` if a
-    worker could not finish its share.
-    """
-    return start_drafting(
-        columns,
-        breach,
-        outbox,
-        sender=sender,
-        renderer=renderer,
-        workers=workers,
-        batch_size=batch_size,
-        date=date,
-    ).wait()

@@ -13,7 +13,7 @@ Order of a run (README, "Sending exactly once"):
    back to ``planned`` when nothing went out).
 
 Drafting to the local outbox sends nothing, and rewriting a draft is harmless: its batches run
-on every core (:func:`notify.drafting.draft_into_outbox`), and each chunk's notices are recorded
+on every core (:func:`notify.drafting.start_drafting`), and each chunk's notices are recorded
 ``drafted`` only once all of its files are durable (after a crash, a re-run drafts them again).
 
 A notice is picked up only from ``planned`` or ``drafted``, so a re-run sends nothing already

@@ -17,7 +17,7 @@ from breach_facts import EXAMPLE_BREACH
 
 from core.errors import TerminalError
 from notify.completeness import IncompleteNoticeError, check_complete, check_filled
-from notify.drafting import DraftError, draft_into_outbox, shares, start_drafting, warm_shapes
+from notify.drafting import DraftError, shares, start_drafting, warm_shapes
 from notify.outbox import EmlFile, build_emls
 from notify.plan import contexts
 from notify.render import NoticeRenderer
@@ -93,9 +93,9 @@ def _reference(outbox: Path, rows: list[dict[str, Any]]) -> dict[str, bytes]:
 def test_the_workers_write_the_one_process_paths_bytes(tmp_path: Path) -> None:
     rows = _rows(240)
     outbox = tmp_path / "outbox"
-    drafted = draft_into_outbox(
+    drafted = start_drafting(
         _columns(rows), EXAMPLE_BREACH, outbox, sender=SENDER, workers=3, batch_size=17, date=WHEN
-    )
+    ).wait()
     assert drafted.durable == len(rows) and drafted.refused == ()
     want = _reference(tmp_path / "reference", rows)
     written = {p.name: p.read_bytes() for p in outbox.iterdir()}
@@ -112,9 +112,9 @@ def test_refused_notices_are_named_not_written_nor_counted(tmp_path: Path) -> No
     rows[5]["first_name"], rows[5]["last_name"] = "Jean", "www.phish"  # the renderer keeps it
     rows[6]["email"] = "Marie <client6@example.org>"  # a display name: the email package path
     outbox = tmp_path / "outbox"
-    drafted = draft_into_outbox(
+    drafted = start_drafting(
         _columns(rows), EXAMPLE_BREACH, outbox, sender=SENDER, workers=2, batch_size=4, date=WHEN
-    )
+    ).wait()
     reasons = {r.notice_id: r.reason for r in drafted.refused}
     assert reasons == {
         f"{3:032x}": "no e-mail address",
@@ -134,9 +134,9 @@ def test_a_worker_that_cannot_write_stops_the_run_without_a_value(tmp_path: Path
     outbox = tmp_path / "outbox"
     (outbox / f"{7:032x}.eml").mkdir(parents=True)  # a folder where a notice must go
     with pytest.raises(DraftError) as caught:
-        draft_into_outbox(
+        start_drafting(
             _columns(rows), EXAMPLE_BREACH, outbox, sender=SENDER, workers=2, batch_size=5
-        )
+        ).wait()
     assert isinstance(caught.value, TerminalError)
     message = str(caught.value)
     assert "naming" in message and f"{7:032x}" not in message and "client" not in message
@@ -159,9 +159,9 @@ def test_warming_compiles_each_kind_once_and_writes_nothing(tmp_path: Path) -> N
     assert warmed == len(kinds) - 1  # the refused notice's kind is left to the workers
     assert list(tmp_path.iterdir()) == []
     # The workers forked after it write what the one-process path writes, refusal included.
-    drafted = draft_into_outbox(
+    drafted = start_drafting(
         _columns(rows), EXAMPLE_BREACH, tmp_path, sender=SENDER, renderer=renderer, date=WHEN
-    )
+    ).wait()
     assert drafted.durable == len(rows) - 1 and len(drafted.refused) == 1
     expected = _reference(tmp_path / "ref", rows[1:])
     assert {p.name: p.read_bytes() for p in tmp_path.glob("*.eml")} == expected
@@ -187,9 +187,9 @@ def test_workers_stopped_midway_leave_whole_notices_and_no_process(tmp_path: Pat
 
 
 def test_no_rows_draft_nothing(tmp_path: Path) -> None:
-    drafted = draft_into_outbox(
+    drafted = start_drafting(
         {field: [] for field in FIELDS}, EXAMPLE_BREACH, tmp_path, sender=SENDER
-    )
+    ).wait()
     assert drafted.durable == 0 and drafted.refused == ()
 
 
