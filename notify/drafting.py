@@ -199,8 +199,6 @@ def warm_shapes(
     for i, key in enumerate(zip(*(columns[c] for c in _SHAPE_COLUMNS), strict=True)):
         first.setdefault(key, i)
     date = datetime.now(UTC)
-    for language in LANGUAGES:
-        wording(language)
     warmed = 0
     for ctx in column_contexts(columns, sorted(first.values()), breach):
         if ctx.email is None:
@@ -263,7 +261,8 @@ class Drafting:
     def stop(self) -> None:
         """End the workers now, whatever they were doing: the caller has failed meanwhile.
 
-        Files already named stay (rewriting a draft is harmless); unnamed ones vanish.
+        Files already named stay (rewriting a draft is harmless); unnamed ones vanish with
+        their worker (hidden temporaries may stay where the file system has no unnamed files).
         """
         for process in self._processes:
             if process.is_alive():

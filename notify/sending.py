@@ -251,24 +251,21 @@ def _draft(
     """
     mailable = candidates.filter(pl.col("email").is_not_null())
     done = candidates.height - mailable.height  # planned for post: the fallback list has them
-    starts = range(0, mailable.height, DRAFT_CHUNK)
-    ahead = mailable.slice(0, DRAFT_CHUNK).to_dict(as_series=False) if starts else None
+    chunks = [mailable.slice(at, DRAFT_CHUNK) for at in range(0, mailable.height, DRAFT_CHUNK)]
+    columns = chunks[0].to_dict(as_series=False) if chunks else {}
     finished: tuple[pl.DataFrame, Drafted] | None = None
-    for start in starts:
-        chunk = mailable.slice(start, DRAFT_CHUNK)
-        assert ahead is not None
+    for n, chunk in enumerate(chunks):
         running = start_drafting(
-            ahead, facts, sender.outbox, sender=sender.sender_email, renderer=renderer
+            columns, facts, sender.outbox, sender=sender.sender_email, renderer=renderer
         )
         try:
             if finished is not None:
                 done = _record_drafted(store, *finished, report, from_states, done)
                 if progress:
                     progress(done, candidates.height)
-            following = mailable.slice(start + DRAFT_CHUNK, DRAFT_CHUNK)
-            ahead = following.to_dict(as_series=False) if following.height else None
-            if ahead is not None:
-                warm_shapes(ahead, facts, sender=sender.sender_email, renderer=renderer)
+            if n + 1 < len(chunks):
+                columns = chunks[n + 1].to_dict(as_series=False)
+                warm_shapes(columns, facts, sender=sender.sender_email, renderer=renderer)
             finished = (chunk, running.wait())
         except BaseException:
             running.stop()

@@ -252,7 +252,7 @@ def _candidates(world: World) -> list[str]:
     return [i for i, e in zip(rows["notice_id"], rows["email"], strict=True) if e is not None]
 
 
-def test_the_outbox_records_each_chunk_while_the_next_is_drafted(
+def test_the_outbox_drafts_and_records_chunk_after_chunk(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sending, "DRAFT_CHUNK", 7)
