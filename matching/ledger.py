@@ -40,7 +40,6 @@ _PLAN = Statement(
     WHERE e.breach_id = $breach_id
       AND NOT EXISTS (SELECT 1 FROM notices n
                       WHERE n.breach_id = $breach_id AND n.customer_id = c.customer_id)
-    RETURNING notice_id
     """,
 )
 _ROWS = Statement(
@@ -74,12 +73,16 @@ _STATES = Statement(
 def plan_notices(store: Store, breach_id: str) -> int:
     """Plan a notice for every exposed customer that has none yet; returns how many were added."""
     with store.transaction():
-        return len(store.rows(_PLAN, {"breach_id": breach_id, "now": datetime.now(UTC)}))
+        return plan_notices_in_transaction(store, breach_id)
 
 
 def plan_notices_in_transaction(store: Store, breach_id: str) -> int:
-    """:func:`plan_notices` inside the caller's transaction (a dry run rolls it back)."""
-    return len(store.rows(_PLAN, {"breach_id": breach_id, "now": datetime.now(UTC)}))
+    """:func:`plan_notices` inside the caller's transaction (a dry run rolls it back).
+
+    DuckDB answers an INSERT with the count of rows it inserted: the new notice ids are not
+    fetched (5.68 M strings at national scale).
+    """
+    return int(store.scalar(_PLAN, {"breach_id": breach_id, "now": datetime.now(UTC)}))
 
 
 def notice_rows(store: Store, breach_id: str, states: Sequence[str]) -> pl.DataFrame:

@@ -252,6 +252,14 @@ def _candidates(world: World) -> list[str]:
     return [i for i, e in zip(rows["notice_id"], rows["email"], strict=True) if e is not None]
 
 
+def test_planning_counts_the_notices_it_adds(world: World) -> None:
+    with open_store(world.settings) as store:
+        first = ledger_mod.plan_notices(store, world.breach_id)
+        again = ledger_mod.plan_notices(store, world.breach_id)
+    (total,) = ledger(world.settings, "SELECT count(*) FROM notices")[0]
+    assert first == total > world.with_email and again == 0
+
+
 def test_the_outbox_drafts_and_records_chunk_after_chunk(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
