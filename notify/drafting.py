@@ -192,22 +192,24 @@ def warm_shapes(
     Writes nothing and records nothing: it only compiles each kind's shape, verdict and
     skeleton (~0.8 ms each; a chunk of 20 000 holds a few hundred kinds), so the workers that
     :func:`start_drafting` forks afterwards inherit them instead of compiling them again, each
-    for its share, chunk after chunk. A notice that would be refused is left to the workers.
-    Returns the kinds compiled.
+    for its share, chunk after chunk. Best effort: a notice that would be refused, or whose
+    drafting fails, is left to the workers, which refuse it or report the failure by its type
+    (an error here could carry a value). Returns the kinds compiled.
     """
     first: dict[tuple[Any, ...], int] = {}
     for i, key in enumerate(zip(*(columns[c] for c in _SHAPE_COLUMNS), strict=True)):
         first.setdefault(key, i)
     date = datetime.now(UTC)
     warmed = 0
-    for ctx in column_contexts(columns, sorted(first.values()), breach):
-        if ctx.email is None:
-            continue
-        notice = renderer.fill(ctx)
+    for i in sorted(first.values()):
         try:
+            (ctx,) = column_contexts(columns, [i], breach)
+            if ctx.email is None:
+                continue
+            notice = renderer.fill(ctx)
             check_filled(notice, ctx)
             build_eml(notice, ctx.email, sender=sender, date=date)
-        except (IncompleteNoticeError, UnsafeHeaderError):
+        except Exception:  # noqa: S112 - refused or failing, the workers say so (by type only)
             continue
         warmed += 1
     return warmed

@@ -167,6 +167,18 @@ def test_warming_compiles_each_kind_once_and_writes_nothing(tmp_path: Path) -> N
     assert {p.name: p.read_bytes() for p in tmp_path.glob("*.eml")} == expected
 
 
+def test_warming_is_best_effort_and_a_failing_row_is_reported_by_its_type(tmp_path: Path) -> None:
+    rows = _rows(30)
+    rows[4] = dict(rows[4], risk="Zoé-Lefèvre")  # no such risk: building its context fails
+    columns = _columns(rows)
+    renderer = NoticeRenderer()
+    kinds = {(r["language"], r["risk"], r["matched_on"], r["categories"]) for r in rows}
+    assert warm_shapes(columns, EXAMPLE_BREACH, sender=SENDER, renderer=renderer) == len(kinds) - 1
+    with pytest.raises(DraftError) as caught:
+        start_drafting(columns, EXAMPLE_BREACH, tmp_path, sender=SENDER, renderer=renderer).wait()
+    assert "ValueError" in str(caught.value) and "Zoé" not in str(caught.value)
+
+
 def test_workers_stopped_midway_leave_whole_notices_and_no_process(tmp_path: Path) -> None:
     rows = _rows(4000)
     running = start_drafting(
