@@ -91,6 +91,14 @@ def _default_workers() -> int:
     return len(os.sched_getaffinity(0)) + 1
 
 
+def _kinds(columns: Mapping[str, Sequence[Any]]) -> dict[tuple[Any, ...], list[int]]:
+    """Row indexes by kind of notice (:data:`_SHAPE_COLUMNS`), each in ledger order."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, key in enumerate(zip(*(columns[c] for c in _SHAPE_COLUMNS), strict=True)):
+        groups.setdefault(key, []).append(i)
+    return groups
+
+
 def shares(columns: Mapping[str, Sequence[Any]], workers: int) -> list[list[int]]:
     """Row indexes per worker, in ledger order; rows of one kind go together where they can.
 
@@ -98,9 +106,7 @@ def shares(columns: Mapping[str, Sequence[Any]], workers: int) -> list[list[int]
     one kind (language, risk, exposure) spares the others that work. Groups are cut into
     pieces small enough to balance the workers, then dealt largest first to the least loaded.
     """
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, key in enumerate(zip(*(columns[c] for c in _SHAPE_COLUMNS), strict=True)):
-        groups.setdefault(key, []).append(i)
+    groups = _kinds(columns)
     rows = sum(map(len, groups.values()))
     piece = max(1, math.ceil(rows / (4 * workers)))
     pieces = [g[i : i + piece] for g in groups.values() for i in range(0, len(g), piece)]
@@ -196,12 +202,9 @@ def warm_shapes(
     drafting fails, is left to the workers, which refuse it or report the failure by its type
     (an error here could carry a value). Returns the kinds compiled.
     """
-    first: dict[tuple[Any, ...], int] = {}
-    for i, key in enumerate(zip(*(columns[c] for c in _SHAPE_COLUMNS), strict=True)):
-        first.setdefault(key, i)
     date = datetime.now(UTC)
     warmed = 0
-    for i in sorted(first.values()):
+    for i in sorted(rows[0] for rows in _kinds(columns).values()):
         try:
             (ctx,) = column_contexts(columns, [i], breach)
             if ctx.email is None:
