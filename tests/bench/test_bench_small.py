@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
-import mmap
 import os
 import subprocess
 import sys
@@ -13,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import RESULT_KEYS, ExposuresMismatch, _check_exposures, _from_disk
+from tests.page_cache import memory_backed, resident
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,32 +96,13 @@ def test_a_wrong_exposure_fails_loudly(tmp_path: Path) -> None:
         _check_exposures(store_path, right.with_columns(matched_on=pl.lit("email;iban")))
 
 
-def _resident_pages(path: Path) -> int:
-    """How many of the file's pages are in the page cache (mincore on a private mapping)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    size = path.stat().st_size
-    page = mmap.PAGESIZE
-    vec = (ctypes.c_ubyte * ((size + page - 1) // page))()
-    with path.open("rb") as f, mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY) as m:
-        start = ctypes.c_char.from_buffer(m)
-        try:
-            rc = libc.mincore(ctypes.c_void_p(ctypes.addressof(start)), ctypes.c_size_t(size), vec)
-        finally:
-            del start
-    assert rc == 0, os.strerror(ctypes.get_errno())
-    return sum(v & 1 for v in vec)
-
-
 def test_measured_steps_read_their_files_from_disk(tmp_path: Path) -> None:
-    kind = subprocess.run(
-        ["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    if kind in ("tmpfs", "ramfs"):
-        pytest.skip(f"{kind}: a file's pages are its storage, they cannot be dropped")
+    if memory_backed(tmp_path.resolve()):
+        pytest.skip("a file system held in memory keeps its pages")
     path = tmp_path / "leak.csv"
     path.write_bytes(os.urandom(4 << 20))  # written: cached, and dirty
-    assert _resident_pages(path) > 0
+    assert sum(resident(path)) > 0
     _from_disk(path, tmp_path / "absent.csv")
-    assert _resident_pages(path) == 0
+    assert sum(resident(path)) == 0
     assert path.read_bytes()  # still readable, from disk
-    assert _resident_pages(path) > 0
+    assert sum(resident(path)) > 0

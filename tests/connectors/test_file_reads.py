@@ -6,7 +6,6 @@ switch midway), and letting go of the bytes read must drop exactly those from th
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import hashlib
 import mmap
@@ -17,6 +16,7 @@ import pytest
 
 from connectors import files
 from connectors.files import let_go_before, sha256_of
+from tests.page_cache import memory_backed, resident
 
 CHUNK = files._CHUNK
 SIZES = [0, 1, 4095, 4096, 4097, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 17]
@@ -105,45 +105,10 @@ def test_other_read_errors_name_the_file_and_nothing_else(
         sha256_of(path, "leak.csv", CHUNK)
 
 
-def _resident(path: Path) -> list[bool]:
-    """Per page of the file, whether the kernel holds it in its cache (mmap, then mincore)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
-    libc.mmap.argtypes += [ctypes.c_int, ctypes.c_long]
-    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    size = path.stat().st_size
-    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
-    vec = (ctypes.c_ubyte * pages)()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-        assert address not in (None, ctypes.c_void_p(-1).value), "mmap failed"
-        try:
-            assert libc.mincore(address, size, vec) == 0, os.strerror(ctypes.get_errno())
-        finally:
-            libc.munmap(address, size)
-    finally:
-        os.close(fd)
-    return [bool(v & 1) for v in vec]
-
-
-def _memory_backed(path: Path) -> bool:
-    """Whether ``path`` lies on a file system held in memory (its pages cannot be let go)."""
-    best, kind = "", ""
-    for line in Path("/proc/mounts").read_text().splitlines():
-        fields = line.split()
-        mount = fields[1].replace("\\040", " ")
-        if str(path).startswith(mount.rstrip("/") + "/") and len(mount) > len(best):
-            best, kind = mount, fields[2]
-    return kind in ("tmpfs", "ramfs")
-
-
 def test_letting_go_drops_the_bytes_before_the_offset_and_keeps_the_rest(
     tmp_path: Path,
 ) -> None:
-    if _memory_backed(tmp_path.resolve()):
+    if memory_backed(tmp_path.resolve()):
         pytest.skip("a file system held in memory keeps its pages")
     # Sizes in whole 2 MiB: the cache may hold a file in folios of up to that size, naturally
     # aligned, and drops a folio only when the whole of it lies before the offset.
@@ -152,12 +117,12 @@ def test_letting_go_drops_the_bytes_before_the_offset_and_keeps_the_rest(
     with path.open("rb") as f:
         os.fsync(f.fileno())  # dirty pages are not dropped: written back first
         f.read()  # every page in the cache
-        assert all(_resident(path))
+        assert all(resident(path))
         let_go_before(f, 8 * mib)
-    resident = _resident(path)
+    pages = resident(path)
     half = 8 * mib // mmap.PAGESIZE
-    assert not any(resident[:half])
-    assert all(resident[half:])
+    assert not any(pages[:half])
+    assert all(pages[half:])
 
 
 def test_letting_go_of_nothing_is_nothing(tmp_path: Path) -> None:
@@ -166,4 +131,4 @@ def test_letting_go_of_nothing_is_nothing(tmp_path: Path) -> None:
         os.fsync(f.fileno())
         f.read()
         let_go_before(f, 0)
-    assert all(_resident(path))
+    assert all(resident(path))
