@@ -12,9 +12,13 @@ import errno
 import os
 import resource
 import secrets
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
-__all__ = ["STEPS", "BatchError", "BatchFiles", "write_batch"]
+__all__ = ["STEPS", "BatchError", "BatchFiles", "BatchStream", "write_batch"]
+
+Tag = TypeVar("Tag")
 
 STEPS = ("create", "sync", "naming")
 
@@ -54,6 +58,15 @@ _FD_MARGIN = 256
 _unnamed_ok = hasattr(os, "O_TMPFILE") and os.path.isdir(_PROC_FD)
 
 
+class _Descriptors:
+    """Unnamed files' descriptors held open, and how many may be: one count for every batch
+    in flight together (a :class:`BatchStream` holds two)."""
+
+    def __init__(self) -> None:
+        self.room = _fd_room() if _unnamed_ok else 0
+        self.held = 0
+
+
 def _fd_room() -> int:
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
@@ -87,14 +100,13 @@ class BatchFiles:
     entry to add and remove: about 33 against 42 µs a file on ext4, measured here).
     """
 
-    def __init__(self, folder: int) -> None:
+    def __init__(self, folder: int, descriptors: _Descriptors | None = None) -> None:
         self._folder = folder
         self._token = secrets.token_hex(6)
         self._names: list[str] = []
         # Per file, in order: its unnamed file's descriptor, or its temporary name.
         self._pending: list[int | str] = []
-        self._room = _fd_room() if _unnamed_ok else 0
-        self._held = 0
+        self._fds = descriptors or _Descriptors()
 
     def __len__(self) -> int:
         return len(self._names)
@@ -105,10 +117,10 @@ class BatchFiles:
             self.discard()
             raise BatchError(0, 22)  # EINVAL at create: never a path outside the folder
         try:
-            fd = self._unnamed() if self._held < self._room else -1
+            fd = self._unnamed() if self._fds.held < self._fds.room else -1
             if fd >= 0:
                 self._pending.append(fd)
-                self._held += 1
+                self._fds.held += 1
                 _write_all(fd, data)
             else:
                 tmp = f".{name}.{self._token}-{len(self._pending)}.tmp"
@@ -132,41 +144,74 @@ class BatchFiles:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
                 raise
             _unnamed_ok = False
-            self._room = 0
+            self._fds.room = 0
             return -1
 
     def commit(self) -> None:
         """Every file added durable under its name when this returns (nothing added: nothing)."""
         if not self._names:
             return
-        folder = self._folder
         step = 1
         try:
-            if not _syncfs(folder):
-                for file in self._pending:
-                    if isinstance(file, int):
-                        os.fsync(file)
-                        continue
-                    fd = os.open(file, os.O_RDONLY | os.O_CLOEXEC, dir_fd=folder)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
+            self._sync_data()
             step = 2
-            for n, (file, name) in enumerate(zip(self._pending, self._names, strict=True)):
-                if isinstance(file, int):
-                    self._link(file, name)
-                    os.close(file)
-                    self._held -= 1
-                else:
-                    os.replace(file, name, src_dir_fd=folder, dst_dir_fd=folder)
-                self._pending[n] = ""  # named: nothing left to remove
-            self._pending.clear()
-            os.fsync(folder)
+            self._give_names()
+            os.fsync(self._folder)
         except OSError as exc:
             self.discard()
             raise BatchError(step, exc.errno or 0) from None
         self._names.clear()
+
+    def sync(self) -> None:
+        """Make the data of every file added durable, then the folder: names given in it before
+        this call are durable when it returns. The files keep no name yet (:meth:`name`).
+
+        May run in another thread while the caller writes another batch, never this one.
+        Raises :class:`BatchError` (sync step), leaving the batch for :meth:`discard`.
+        """
+        try:
+            if not self._sync_data():
+                os.fsync(self._folder)
+        except OSError as exc:
+            raise BatchError(1, exc.errno or 0) from None
+
+    def name(self) -> None:
+        """Give every file its name, once :meth:`sync` has returned; the names are durable at
+        the folder's next sync. Raises :class:`BatchError` (naming step; files not yet named
+        removed)."""
+        try:
+            self._give_names()
+        except OSError as exc:
+            self.discard()
+            raise BatchError(2, exc.errno or 0) from None
+        self._names.clear()
+
+    def _sync_data(self) -> bool:
+        """The files' data durable; True if by syncing the whole file system (names too)."""
+        if _syncfs(self._folder):
+            return True
+        for file in self._pending:
+            if isinstance(file, int):
+                os.fsync(file)
+                continue
+            fd = os.open(file, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._folder)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return False
+
+    def _give_names(self) -> None:
+        folder = self._folder
+        for n, (file, name) in enumerate(zip(self._pending, self._names, strict=True)):
+            if isinstance(file, int):
+                self._link(file, name)
+                os.close(file)
+                self._fds.held -= 1
+            else:
+                os.replace(file, name, src_dir_fd=folder, dst_dir_fd=folder)
+            self._pending[n] = ""  # named: nothing left to remove
+        self._pending.clear()
 
     def _link(self, fd: int, name: str) -> None:
         source = f"{_PROC_FD}/{fd}"
@@ -181,12 +226,106 @@ class BatchFiles:
         for file in self._pending:
             with contextlib.suppress(OSError):
                 if isinstance(file, int):
+                    self._fds.held -= 1
                     os.close(file)  # its last descriptor: the unnamed file is gone
                 elif file:
                     os.unlink(file, dir_fd=self._folder)
         self._pending.clear()
-        self._held = 0
         self._names.clear()
+
+
+class BatchStream(Generic[Tag]):
+    """Batches of files into one open folder, one after another, each made durable in a thread
+    while the caller writes the next: the caller never waits for the disk but at the end.
+
+    :meth:`add` writes a file into the current batch (:class:`BatchFiles`); :meth:`end_batch`
+    closes it with a tag. A thread then syncs it (its data, and the names given just before)
+    while the next batch is written. At the end of that next batch, the synced batch's files
+    get their names, which the next sync makes durable. ``durable(tag)`` is called, in the
+    caller's thread and in order, once a batch's data and names are durable: after the two
+    batches that follow it end, or at :meth:`finish`. Empty batches pass too (a tag with no
+    file).
+
+    Raises :class:`BatchError` from :meth:`add`, :meth:`end_batch` or :meth:`finish`, after
+    which :meth:`discard` ends the stream: batches already named stay, whole (their tags were
+    not reported), the others vanish. One thread of the caller's at a time.
+    """
+
+    def __init__(self, folder: int, durable: Callable[[Tag], None]) -> None:
+        self._folder = folder
+        self._durable = durable
+        self._fds = _Descriptors()  # the batch being written and the one being synced
+        self._files = BatchFiles(folder, self._fds)
+        # The batch being synced, with its tag; then the tag whose names that sync makes durable.
+        self._syncing: tuple[BatchFiles, Tag] | None = None
+        self._naming: list[Tag] = []
+        self._thread: threading.Thread | None = None
+        self._failed: BatchError | None = None
+
+    def __len__(self) -> int:
+        """Files in the current batch."""
+        return len(self._files)
+
+    def add(self, name: str, data: bytes | memoryview) -> None:
+        self._files.add(name, data)
+
+    def end_batch(self, tag: Tag) -> None:
+        """Close the current batch; ``tag`` is what ``durable`` is called with for it."""
+        self._wait()
+        for done in self._naming:
+            self._durable(done)
+        self._naming = []
+        if self._syncing is not None:
+            synced, synced_tag = self._syncing
+            self._syncing = None
+            synced.name()
+            self._naming.append(synced_tag)
+        batch, self._files = self._files, BatchFiles(self._folder, self._fds)
+        self._syncing = (batch, tag)
+        self._thread = threading.Thread(target=self._sync, args=(batch,), daemon=True)
+        self._thread.start()
+
+    def finish(self, tag: Tag) -> None:
+        """Close the current batch with ``tag`` and wait until every batch is durable."""
+        self.end_batch(tag)
+        self._wait()
+        assert self._syncing is not None  # end_batch leaves one
+        synced, synced_tag = self._syncing
+        self._syncing = None
+        synced.name()
+        try:
+            os.fsync(self._folder)
+        except OSError as exc:
+            raise BatchError(1, exc.errno or 0) from None
+        for done in [*self._naming, synced_tag]:
+            self._durable(done)
+        self._naming = []
+
+    def discard(self) -> None:
+        """End the stream after a failure: files not yet named are removed, once any sync under
+        way has returned (it cannot be stopped)."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._syncing is not None:
+            self._syncing[0].discard()
+            self._syncing = None
+        self._files.discard()
+        self._naming = []
+
+    def _sync(self, batch: BatchFiles) -> None:
+        try:
+            batch.sync()
+        except BatchError as exc:
+            self._failed = exc
+
+    def _wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise failed
 
 
 def write_batch(folder: int, files: Sequence[tuple[str, bytes | memoryview]]) -> None:

@@ -181,3 +181,105 @@ def test_a_batch_refused_midway_leaves_no_temporary(tmp_path: Path, naming: str)
         assert list(tmp_path.iterdir()) == []
     finally:
         os.close(folder)
+
+
+def _named(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-each"])
+def test_a_stream_names_each_batch_once_synced_and_reports_it_once_its_names_are(
+    tmp_path: Path, naming: str, syncfs: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import notify.batch_writer as bw
+
+    if not syncfs:  # a system without syncfs: each file, then the folder, synced on its own
+        monkeypatch.setattr(bw, "_syncfs", lambda fd: False)
+    reported: list[str] = []
+    folder = os.open(tmp_path, os.O_RDONLY)
+    try:
+        stream: bw.BatchStream[str] = bw.BatchStream(folder, reported.append)
+        for n in range(2):
+            stream.add(f"1-{n}.eml", f"one {n}".encode())
+        assert len(stream) == 2
+        stream.end_batch("first")
+        assert len(stream) == 0 and _named(tmp_path) == [] and reported == []
+        stream.add("2-0.eml", b"two")
+        stream.end_batch("second")  # the first is synced: named now, its names not yet synced
+        assert _named(tmp_path) == ["1-0.eml", "1-1.eml"] and reported == []
+        stream.end_batch("empty")  # a batch without files passes like the others
+        assert _named(tmp_path) == ["1-0.eml", "1-1.eml", "2-0.eml"] and reported == ["first"]
+        stream.add("4-0.eml", b"four")
+        stream.finish("last")
+    finally:
+        os.close(folder)
+    assert reported == ["first", "second", "empty", "last"]
+    assert _named(tmp_path) == ["1-0.eml", "1-1.eml", "2-0.eml", "4-0.eml"]
+    assert _hidden(tmp_path) == []
+    assert (tmp_path / "1-1.eml").read_bytes() == b"one 1"
+    assert (tmp_path / "4-0.eml").read_bytes() == b"four"
+
+
+def test_a_stream_holds_at_most_its_descriptor_room_across_the_batches_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two batches hold unnamed files at once (one written, one synced): one room for both."""
+    import notify.batch_writer as bw
+
+    if not bw._unnamed_ok:
+        pytest.skip("no O_TMPFILE or /proc here")
+    monkeypatch.setattr(bw, "_fd_room", lambda: 3)
+    reported: list[int] = []
+    open_before = len(os.listdir("/proc/self/fd"))
+    folder = os.open(tmp_path, os.O_RDONLY)
+    try:
+        stream: bw.BatchStream[int] = bw.BatchStream(folder, reported.append)
+        for batch in range(3):
+            for n in range(2):
+                stream.add(f"{batch}-{n}.eml", b"x" * (batch + n))
+            # Held: this batch's two and the one before's (synced, not yet named) at most.
+            assert len(os.listdir("/proc/self/fd")) - open_before - 1 <= 3
+            stream.end_batch(batch)
+        stream.finish(3)
+    finally:
+        os.close(folder)
+    assert len(os.listdir("/proc/self/fd")) == open_before
+    assert reported == [0, 1, 2, 3]
+    assert _named(tmp_path) == [f"{b}-{n}.eml" for b in range(3) for n in range(2)]
+    assert _hidden(tmp_path) == []
+
+
+def test_a_stream_whose_sync_fails_says_so_and_leaves_only_whole_named_files(
+    tmp_path: Path, naming: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import notify.batch_writer as bw
+
+    real_fsync = os.fsync
+
+    def failing_for_the_third(fd: int) -> None:
+        if os.fstat(fd).st_size == len(b"three"):  # the only file of five bytes
+            raise OSError(errno.EIO, "I/O error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(bw, "_syncfs", lambda fd: False)  # each file synced on its own
+    monkeypatch.setattr(os, "fsync", failing_for_the_third)
+    reported: list[str] = []
+    folder = os.open(tmp_path, os.O_RDONLY)
+    try:
+        stream: bw.BatchStream[str] = bw.BatchStream(folder, reported.append)
+        for n, tag in enumerate(["one", "two", "three"], 1):
+            stream.add(f"{n}.eml", tag.encode())
+            stream.end_batch(tag)
+        stream.add("4.eml", b"four")
+        with pytest.raises(BatchError) as caught:
+            stream.end_batch("four")  # the third's sync failed
+        assert caught.value.step == 1 and "3.eml" not in str(caught.value)
+        stream.discard()
+    finally:
+        os.close(folder)
+    assert reported == ["one"]  # the second's names were never synced
+    assert _named(tmp_path) == ["1.eml", "2.eml"]
+    assert (tmp_path / "2.eml").read_bytes() == b"two"
+    assert _hidden(tmp_path) == []  # the third's and fourth's files are gone
