@@ -30,9 +30,9 @@ class NoticesResult:
 def render_notices(settings: Settings, breach_id: str, outbox: Path, cap: int) -> NoticesResult:
     """Plan notices, then time rendering, checking and writing at most ``cap`` of them as .eml.
 
-    Counted when durable on disk. Worker processes (one per core, and one more) each render,
-    check, build and write their share in batches, as a real run's outbox step does per send
-    batch. Everything from the rows handed over to the last durable file is timed, the
+    Counted when durable on disk. Worker processes (one per core) each render, check, build
+    and write their share in batches, each synced while the next is drafted, as a real run's
+    outbox step does. Everything from the rows handed over to the last durable file is timed, the
     workers' start included.
     """
     with open_store(settings) as store:
