@@ -39,11 +39,20 @@ def test_bench_runs_and_prints_every_key(tmp_path: Path) -> None:
     # the cache is reused by the next run, and the run's store is removed without --keep
     assert (tmp_path / "out" / "cache" / "2000-1" / "meta.json").is_file()
     assert not (tmp_path / "out" / "run").exists()
+    # its outbox stays until the next run starts (deleting it now would slow that run's drafts)
+    (notices_line,) = [line for line in lines if "notices rendered into the outbox" in line]
+    rendered = int(notices_line.split("/s")[1].split("notices")[0].replace(",", ""))
+    assert rendered > 0
+    assert len(list((tmp_path / "out" / "outbox-previous").glob("*.eml"))) == rendered
 
 
 @pytest.mark.slow
 def test_peer_is_extrapolated_only_when_it_says_so(tmp_path: Path) -> None:
+    """Also: a run starts by deleting what earlier runs left (an outbox set aside, a kept run)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKWATCH_")}
+    for left in ("outbox-previous", "run/outbox"):
+        (tmp_path / "out" / left).mkdir(parents=True)
+        (tmp_path / "out" / left / "0.eml").write_bytes(b"an earlier draft")
     done = subprocess.run(
         [
             sys.executable,
@@ -69,6 +78,7 @@ def test_peer_is_extrapolated_only_when_it_says_so(tmp_path: Path) -> None:
     lines = done.stdout.strip().splitlines()
     assert json.loads(lines[-1])["peer_extrapolated"] is True
     assert any("EXTRAPOLATED" in line for line in lines)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cache"]  # nothing drafted
 
 
 def test_a_wrong_exposure_fails_loudly(tmp_path: Path) -> None:
