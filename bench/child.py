@@ -1,7 +1,8 @@
 """The measured leakwatch steps, each in a fresh process so its peak memory is its own.
 
-``python -m bench.child load CUSTOMERS`` or ``python -m bench.child run LEAK BREACH``; settings
-(store, work folder, pepper, batch size…) come from ``LEAKWATCH_*`` like any leakwatch command.
+``python -m bench.child load CUSTOMERS``, ``run LEAK BREACH``, ``plan`` (the bench breach's
+notices) or ``notices OUTBOX CAP``; settings (store, work folder, pepper, batch size…) come
+from ``LEAKWATCH_*`` like any leakwatch command.
 Prints one JSON line: the step's seconds, its counts, and the process's peak RSS.
 """
 
@@ -69,6 +70,17 @@ def main(argv: list[str]) -> dict[str, Any]:
             keys=ingest.keys,
             exposed=exposed,
         )
+    elif argv[0] == "plan":
+        from bench.notices import plan
+
+        out["planned"] = plan(rt.settings)
+        out["plan_s"] = time.perf_counter() - ready
+    elif argv[0] == "notices":
+        from bench.notices import render_notices
+
+        drafted = render_notices(rt.settings, Path(argv[1]), int(argv[2]))
+        out["notices"] = drafted.notices
+        out["notices_s"] = drafted.seconds
     else:
         raise SystemExit(f"unknown step {argv[0]!r}")
     out["cpu_s"] = _cpu_s() - cpu  # every thread of the process, DuckDB's and polars' included

@@ -160,9 +160,8 @@ def _line(label: str, value: str, note: str = "") -> str:
 def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
     """Run every measurement; returns the result and the table's lines."""
     from bench.limit import run_limit
-    from bench.notices import render_notices
+    from bench.notices import NoticesResult
     from bench.peer import run_peer
-    from core.settings import Settings
     from matching.keyed_hash import Pepper
 
     out: Path = args.out.resolve()
@@ -191,12 +190,11 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
     peer = run_peer(data.customers, data.leak, pepper.secret, nrows=sample)
     peer_s = peer.leak_s * args.rows / peer.rows if extrapolated else peer.leak_s
 
-    settings = Settings(store=store, work_dir=Path(env["LEAKWATCH_WORK_DIR"]))
-    notices = (
-        render_notices(settings, BREACH_ID, run / "outbox", args.notices_cap)
-        if args.notices_cap > 0
-        else None
-    )
+    notices = None
+    if args.notices_cap > 0:
+        _child(["plan"], env)
+        drafted = _child(["notices", str(run / "outbox"), str(args.notices_cap)], env)
+        notices = NoticesResult(int(drafted["notices"]), float(drafted["notices_s"]))
     load2 = os.getloadavg()[0]
 
     leak_s = float(ran["total_s"])

@@ -1,4 +1,9 @@
-"""Rendering notices into the outbox: the draft step's per-notice work, on exposed customers."""
+"""Rendering notices into the outbox: the draft step's per-notice work, on exposed customers.
+
+Planning and drafting each run in a fresh process of their own (``bench.child``): drafting
+forked from a process that had just planned millions of notices, or run the bare limit and
+the peer, ran at about half its speed while that process's allocators gave their memory back.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.data import BREACH_ID
 from core.settings import Settings
 from flows.context import open_store
-from matching.ledger import notice_rows, plan_notices
+from matching.ledger import plan_notices, send_candidates
 from notify.drafting import start_drafting
 from notify.plan import breach_facts
 from notify.render import NoticeRenderer
 
-__all__ = ["NoticesResult", "render_notices"]
+__all__ = ["NoticesResult", "plan", "render_notices"]
 
 
 @dataclass(frozen=True)
@@ -27,19 +33,24 @@ class NoticesResult:
         return self.notices / self.seconds if self.seconds > 0 else 0.0
 
 
-def render_notices(settings: Settings, breach_id: str, outbox: Path, cap: int) -> NoticesResult:
-    """Plan notices, then time rendering, checking and writing at most ``cap`` of them as .eml.
+def plan(settings: Settings) -> int:
+    """Plan the notices of every exposed customer of the bench's breach; returns how many."""
+    with open_store(settings) as store:
+        return plan_notices(store, BREACH_ID)
+
+
+def render_notices(settings: Settings, outbox: Path, cap: int) -> NoticesResult:
+    """Time rendering, checking and writing the first ``cap`` planned e-mail notices as .eml.
 
     Counted when durable on disk. Worker processes (one per core) each render, check, build
     and write their share in batches, each synced while the next is drafted, as a real run's
-    outbox step does. Everything from the rows handed over to the last durable file is timed, the
-    workers' start included.
+    outbox step does with the candidates it selects. Everything from the rows handed over to
+    the last durable file is timed, the workers' start included.
     """
     with open_store(settings) as store:
-        plan_notices(store, breach_id)
-        rows = notice_rows(store, breach_id, ["planned"])
-    rows = rows.filter(rows["email"].is_not_null()).head(cap)
-    facts = breach_facts(settings, breach_id, datetime.now(UTC))
+        rows = send_candidates(store, BREACH_ID, ["planned"], limit=cap)
+    rows = rows.filter(rows["email"].is_not_null())
+    facts = breach_facts(settings, BREACH_ID, datetime.now(UTC))
     outbox.mkdir(parents=True, exist_ok=True)
     renderer = NoticeRenderer()
     started = time.perf_counter()
