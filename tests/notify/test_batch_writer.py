@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import notify.batch_writer as bw
 from notify.batch_writer import BatchError, write_batch
 from notify.outbox import EmlFile, build_emls, write_durably
 from notify.render import NoticeRenderer
@@ -72,8 +73,6 @@ def _hidden(folder: Path) -> list[str]:
 @pytest.fixture(params=["unnamed", "temporary"])
 def naming(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both ways a batch's files wait for their names: unnamed (O_TMPFILE), or a hidden name."""
-    import notify.batch_writer as bw
-
     if request.param == "temporary":
         monkeypatch.setattr(bw, "_unnamed_ok", False)
     elif not bw._unnamed_ok:
@@ -84,11 +83,9 @@ def naming(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
 def test_a_batch_is_written_as_it_comes_and_named_only_when_durable(
     tmp_path: Path, naming: str
 ) -> None:
-    from notify.batch_writer import BatchFiles
-
     folder = os.open(tmp_path, os.O_RDONLY)
     try:
-        batch = BatchFiles(folder)
+        batch = bw.BatchFiles(folder)
         batch.add("a.eml", b"first")
         batch.add("b.eml", memoryview(b"second"))
         assert len(batch) == 2
@@ -99,8 +96,8 @@ def test_a_batch_is_written_as_it_comes_and_named_only_when_durable(
         assert len(batch) == 0 and _hidden(tmp_path) == []
         assert (tmp_path / "a.eml").read_bytes() == b"first"
         assert (tmp_path / "b.eml").read_bytes() == b"second"
-        BatchFiles(folder).commit()  # an empty batch writes nothing
-        again = BatchFiles(folder)  # a draft written again replaces the earlier file
+        bw.BatchFiles(folder).commit()  # an empty batch writes nothing
+        again = bw.BatchFiles(folder)  # a draft written again replaces the earlier file
         again.add("a.eml", b"rewritten")
         again.commit()
     finally:
@@ -110,15 +107,18 @@ def test_a_batch_is_written_as_it_comes_and_named_only_when_durable(
     assert oct((tmp_path / "a.eml").stat().st_mode & 0o777) == oct(0o600)
 
 
+def _unnamed_with_room(monkeypatch: pytest.MonkeyPatch, room: int) -> None:
+    """Skip where unnamed files are not made; else let batches hold ``room`` descriptors."""
+    if not bw._unnamed_ok:
+        pytest.skip("no O_TMPFILE or /proc here")
+    monkeypatch.setattr(bw, "_fd_room", lambda: room)
+
+
 def test_a_batch_beyond_its_descriptor_room_names_the_rest_by_temporaries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A batch holds at most what the open-file limit leaves; later files take hidden names."""
-    import notify.batch_writer as bw
-
-    if not bw._unnamed_ok:
-        pytest.skip("no O_TMPFILE or /proc here")
-    monkeypatch.setattr(bw, "_fd_room", lambda: 2)
+    _unnamed_with_room(monkeypatch, 2)
     folder = os.open(tmp_path, os.O_RDONLY)
     try:
         batch = bw.BatchFiles(folder)
@@ -139,8 +139,6 @@ def test_a_file_system_without_unnamed_files_falls_back_to_temporaries(
 ) -> None:
     """O_TMPFILE refused (EOPNOTSUPP: NFS, some FUSE): the batch and the next use hidden names."""
     import errno
-
-    import notify.batch_writer as bw
 
     if not bw._unnamed_ok:
         pytest.skip("no O_TMPFILE or /proc here")
@@ -165,17 +163,15 @@ def test_a_file_system_without_unnamed_files_falls_back_to_temporaries(
 
 
 def test_a_batch_refused_midway_leaves_no_temporary(tmp_path: Path, naming: str) -> None:
-    from notify.batch_writer import BatchFiles
-
     folder = os.open(tmp_path, os.O_RDONLY)
     try:
-        batch = BatchFiles(folder)
+        batch = bw.BatchFiles(folder)
         batch.add("a.eml", b"first")
         with pytest.raises(BatchError) as caught:
             batch.add("../b.eml", b"second")
         assert caught.value.step == 0 and "b.eml" not in str(caught.value)
         assert list(tmp_path.iterdir()) == [] and len(batch) == 0
-        batch = BatchFiles(folder)
+        batch = bw.BatchFiles(folder)
         batch.add("c.eml", b"third")
         batch.discard()
         assert list(tmp_path.iterdir()) == []
@@ -191,8 +187,6 @@ def _named(folder: Path) -> list[str]:
 def test_a_stream_names_each_batch_once_synced_and_reports_it_once_its_names_are(
     tmp_path: Path, naming: str, syncfs: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import notify.batch_writer as bw
-
     if not syncfs:  # a system without syncfs: each file, then the folder, synced on its own
         monkeypatch.setattr(bw, "_syncfs", lambda fd: False)
     reported: list[str] = []
@@ -224,11 +218,7 @@ def test_a_stream_holds_at_most_its_descriptor_room_across_the_batches_in_flight
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two batches hold unnamed files at once (one written, one synced): one room for both."""
-    import notify.batch_writer as bw
-
-    if not bw._unnamed_ok:
-        pytest.skip("no O_TMPFILE or /proc here")
-    monkeypatch.setattr(bw, "_fd_room", lambda: 3)
+    _unnamed_with_room(monkeypatch, 3)
     reported: list[int] = []
     open_before = len(os.listdir("/proc/self/fd"))
     folder = os.open(tmp_path, os.O_RDONLY)
@@ -253,8 +243,6 @@ def test_a_stream_whose_sync_fails_says_so_and_leaves_only_whole_named_files(
     tmp_path: Path, naming: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import errno
-
-    import notify.batch_writer as bw
 
     real_fsync = os.fsync
 
