@@ -34,8 +34,9 @@ RESULT_KEYS = (
 )
 PEER_SAMPLE_ROWS = 200_000
 NOTICES_CAP = 20_000  # per-second is what counts; the outbox writes one file per notice
-# A run's outbox outlives it here, until the next run starts: see _set_aside.
-PREVIOUS_OUTBOX = "outbox-previous"
+# Runs' outboxes are set aside here, and deleted by a run that starts long after: see _set_aside.
+OUTBOXES = "outboxes"
+OUTBOXES_KEPT_S = 30 * 60
 
 
 @dataclass(frozen=True)
@@ -166,8 +167,7 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
 
     out: Path = args.out.resolve()
     run = out / "run"
-    # The files of earlier runs go first, a minute or more before this run creates its notices.
-    shutil.rmtree(out / PREVIOUS_OUTBOX, ignore_errors=True)
+    _delete_old_outboxes(out / OUTBOXES, time.time() - OUTBOXES_KEPT_S)
     shutil.rmtree(run, ignore_errors=True)
     data: Inputs = inputs(out / "cache", args.rows, args.seed)
     run.mkdir(parents=True)
@@ -274,24 +274,34 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
         _line("ratio to the bare limit", f"{result.ratio_to_limit:.2f} x"),
     ]
     if not args.keep:
-        _set_aside(run / "outbox", out / PREVIOUS_OUTBOX)
+        _set_aside(run / "outbox", out / OUTBOXES / f"{time.strftime('%Y%m%dT%H%M%S')}-{args.rows}")
         shutil.rmtree(run, ignore_errors=True)
     return result, table
 
 
-def _set_aside(outbox: Path, previous: Path) -> None:
-    """Keep the run's outbox until the next run starts, instead of deleting it now.
+def _set_aside(outbox: Path, kept: Path) -> None:
+    """Keep the run's outbox as ``kept`` instead of deleting it now.
 
     On ext4 without a journal (this machine's root), the kernel's inode allocator skips and
     reads every inode freed in the last minute (five more while its table block is dirty):
-    files created within that window cost 3-8 times the kernel time. Deleting 20 000 notices
-    here made the next run, started right after, draft at 3 900-9 400/s instead of 15 500/s;
-    deleted at the next run's start, they are gone a minute or more (its load, match, limit
-    and peer) before it drafts, with few files created meanwhile: 15 900/s measured 65 s after.
+    files created within that window cost 3-8 times the kernel time. 20 000 notices deleted at
+    the end of a run made the next one, started right after, draft at 3 900-9 400/s instead of
+    15 500/s; deleted at the next run's start, 106 s before it drafted, still 9 000/s against
+    16 400/s. So a run deletes only the outboxes set aside long before it
+    (:func:`_delete_old_outboxes`): the runs of one sequence never slow each other.
     """
     if outbox.is_dir():
-        shutil.rmtree(previous, ignore_errors=True)
-        outbox.rename(previous)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        outbox.rename(kept)
+
+
+def _delete_old_outboxes(outboxes: Path, before: float) -> None:
+    """Delete the outboxes set aside before ``before`` (seconds since the epoch)."""
+    if not outboxes.is_dir():
+        return
+    for kept in outboxes.iterdir():
+        if kept.stat().st_mtime < before:
+            shutil.rmtree(kept, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Writing a batch of files into one folder durably and atomically (standard library only).
+"""Writing batches of files into one folder durably and atomically, one batch at a time or as a
+stream synced in the background (standard library only).
 
 Errors name the failed step and its errno, never a file name or a byte of data: names are
 notice ids, data notices.

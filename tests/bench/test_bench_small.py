@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -39,20 +40,23 @@ def test_bench_runs_and_prints_every_key(tmp_path: Path) -> None:
     # the cache is reused by the next run, and the run's store is removed without --keep
     assert (tmp_path / "out" / "cache" / "2000-1" / "meta.json").is_file()
     assert not (tmp_path / "out" / "run").exists()
-    # its outbox stays until the next run starts (deleting it now would slow that run's drafts)
+    # its outbox is set aside (deleting it now would slow the next run's drafts)
     (notices_line,) = [line for line in lines if "notices rendered into the outbox" in line]
     rendered = int(notices_line.split("/s")[1].split("notices")[0].replace(",", ""))
-    assert rendered > 0
-    assert len(list((tmp_path / "out" / "outbox-previous").glob("*.eml"))) == rendered
+    (kept,) = (tmp_path / "out" / "outboxes").iterdir()
+    assert kept.name.endswith("-2000")
+    assert rendered > 0 and len(list(kept.glob("*.eml"))) == rendered
 
 
 @pytest.mark.slow
 def test_peer_is_extrapolated_only_when_it_says_so(tmp_path: Path) -> None:
-    """Also: a run starts by deleting what earlier runs left (an outbox set aside, a kept run)."""
+    """Also: a run starts by deleting a kept run and the outboxes set aside long before."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKWATCH_")}
-    for left in ("outbox-previous", "run/outbox"):
+    for left in ("outboxes/old", "outboxes/recent", "run/outbox"):
         (tmp_path / "out" / left).mkdir(parents=True)
         (tmp_path / "out" / left / "0.eml").write_bytes(b"an earlier draft")
+    an_hour_ago = time.time() - 3600
+    os.utime(tmp_path / "out" / "outboxes" / "old", (an_hour_ago, an_hour_ago))
     done = subprocess.run(
         [
             sys.executable,
@@ -78,7 +82,8 @@ def test_peer_is_extrapolated_only_when_it_says_so(tmp_path: Path) -> None:
     lines = done.stdout.strip().splitlines()
     assert json.loads(lines[-1])["peer_extrapolated"] is True
     assert any("EXTRAPOLATED" in line for line in lines)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cache"]  # nothing drafted
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cache", "outboxes"]
+    assert [p.name for p in (tmp_path / "out" / "outboxes").iterdir()] == ["recent"]
 
 
 def test_a_wrong_exposure_fails_loudly(tmp_path: Path) -> None:
