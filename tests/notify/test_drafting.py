@@ -140,6 +140,9 @@ def test_a_worker_that_cannot_write_stops_the_run_without_a_value(tmp_path: Path
     assert isinstance(caught.value, TerminalError)
     message = str(caught.value)
     assert "naming" in message and f"{7:032x}" not in message and "client" not in message
+    # What the workers reported durable is on disk under its names (and perhaps more).
+    reported = int(message.rsplit("(", 1)[1].split(" notices durable")[0])
+    assert len([p for p in outbox.iterdir() if p.suffix == ".eml" and p.is_file()]) >= reported
     # Whatever was written is whole: every .eml parses to both parts, no temporary is left.
     for path in outbox.iterdir():
         if path.is_dir():
