@@ -274,7 +274,8 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
         _line("ratio to the bare limit", f"{result.ratio_to_limit:.2f} x"),
     ]
     if not args.keep:
-        _set_aside(run / "outbox", out / OUTBOXES / f"{time.strftime('%Y%m%dT%H%M%S')}-{args.rows}")
+        kept = f"{time.strftime('%Y%m%dT%H%M%S')}-{args.rows}-{os.getpid()}"  # one per run
+        _set_aside(run / "outbox", out / OUTBOXES / kept)
         shutil.rmtree(run, ignore_errors=True)
     return result, table
 
