@@ -168,6 +168,7 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
     out: Path = args.out.resolve()
     run = out / "run"
     _delete_old_outboxes(out / OUTBOXES, time.time() - OUTBOXES_KEPT_S)
+    _set_aside(run / "outbox", out / OUTBOXES / _kept_name(args.rows))  # a kept run's
     shutil.rmtree(run, ignore_errors=True)
     data: Inputs = inputs(out / "cache", args.rows, args.seed)
     run.mkdir(parents=True)
@@ -274,10 +275,14 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
         _line("ratio to the bare limit", f"{result.ratio_to_limit:.2f} x"),
     ]
     if not args.keep:
-        kept = f"{time.strftime('%Y%m%dT%H%M%S')}-{args.rows}-{os.getpid()}"  # one per run
-        _set_aside(run / "outbox", out / OUTBOXES / kept)
+        _set_aside(run / "outbox", out / OUTBOXES / _kept_name(args.rows))
         shutil.rmtree(run, ignore_errors=True)
     return result, table
+
+
+def _kept_name(rows: int) -> str:
+    """A name for an outbox set aside: when, at which size, by which run (one per run)."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{rows}-{os.getpid()}"
 
 
 def _set_aside(outbox: Path, kept: Path) -> None:
@@ -288,7 +293,8 @@ def _set_aside(outbox: Path, kept: Path) -> None:
     files created within that window cost 3-8 times the kernel time. 20 000 notices deleted at
     the end of a run made the next one, started right after, draft at 3 900-9 400/s instead of
     15 500/s; deleted at the next run's start, 106 s before it drafted, still 9 000/s against
-    16 400/s. So a run deletes only the outboxes set aside long before it
+    16 400/s. So a run sets its outbox aside when it ends (a run kept with ``--keep``: when
+    the next starts) and deletes only the outboxes set aside long before it
     (:func:`_delete_old_outboxes`): the runs of one sequence never slow each other.
     """
     if outbox.is_dir():

@@ -50,7 +50,8 @@ def test_bench_runs_and_prints_every_key(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_peer_is_extrapolated_only_when_it_says_so(tmp_path: Path) -> None:
-    """Also: a run starts by deleting a kept run and the outboxes set aside long before."""
+    """Also: a run starts by deleting the outboxes set aside long before, and a kept run but
+    for its outbox, which it sets aside."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKWATCH_")}
     for left in ("outboxes/old", "outboxes/recent", "run/outbox"):
         (tmp_path / "out" / left).mkdir(parents=True)
@@ -83,7 +84,10 @@ def test_peer_is_extrapolated_only_when_it_says_so(tmp_path: Path) -> None:
     assert json.loads(lines[-1])["peer_extrapolated"] is True
     assert any("EXTRAPOLATED" in line for line in lines)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cache", "outboxes"]
-    assert [p.name for p in (tmp_path / "out" / "outboxes").iterdir()] == ["recent"]
+    kept = sorted(p.name for p in (tmp_path / "out" / "outboxes").iterdir())
+    assert len(kept) == 2 and kept[1] == "recent" and "-1500-" in kept[0]
+    set_aside = tmp_path / "out" / "outboxes" / kept[0] / "0.eml"
+    assert set_aside.read_bytes() == b"an earlier draft"
 
 
 def test_a_wrong_exposure_fails_loudly(tmp_path: Path) -> None:
