@@ -19,7 +19,6 @@ __all__ = [
     "mark_interrupted_ambiguous",
     "mark_notices",
     "mark_sending",
-    "notice_rows",
     "notice_states",
     "plan_notices",
     "plan_notices_in_transaction",
@@ -40,20 +39,6 @@ _PLAN = Statement(
     WHERE e.breach_id = $breach_id
       AND NOT EXISTS (SELECT 1 FROM notices n
                       WHERE n.breach_id = $breach_id AND n.customer_id = c.customer_id)
-    """,
-)
-_ROWS = Statement(
-    "notices with their context",
-    """
-    SELECT n.notice_id, n.customer_id, n.channel, n.state, c.language, c.first_name,
-           c.last_name, c.email, e.matched_on, e.categories, e.risk, c.iban_hint, c.phone_hint
-    FROM notices n
-    JOIN customers c ON c.customer_id = n.customer_id
-    JOIN exposure_rows r ON r.breach_id = n.breach_id AND r.customer_no = c.customer_no
-    JOIN exposure_shapes e
-        ON e.breach_id = r.breach_id AND e.kinds = r.kinds AND e.category_mask = r.category_mask
-    WHERE n.breach_id = $breach_id AND list_contains($states, n.state)
-    ORDER BY n.notice_id
     """,
 )
 _MARK = Statement(
@@ -83,10 +68,6 @@ def plan_notices_in_transaction(store: Store, breach_id: str) -> int:
     fetched (5.68 M strings at national scale).
     """
     return int(store.scalar(_PLAN, {"breach_id": breach_id, "now": datetime.now(UTC)}))
-
-
-def notice_rows(store: Store, breach_id: str, states: Sequence[str]) -> pl.DataFrame:
-    return store.frame(_ROWS, {"breach_id": breach_id, "states": list(states)})
 
 
 def mark_notices(store: Store, notice_ids: Sequence[str], state: str) -> None:

@@ -154,7 +154,6 @@ class _Batch:
     def finish(self) -> None:
         """End the last batch and wait until every batch is durable and reported."""
         self.stream.finish((len(self.stream), self.refused))
-        self.refused = []
 
 
 def _draft_share(report: Connection, job: _Job, indexes: Sequence[int]) -> None:
@@ -301,7 +300,7 @@ def start_drafting(
 ) -> Drafting:
     """Fork the workers that draft one notice per ledger row into ``outbox/<notice_id>.eml``.
 
-    ``columns``: the rows of ``matching.ledger.notice_rows`` by column (``to_dict()`` of its
+    ``columns``: the rows of ``matching.ledger.send_candidates`` by column (``to_dict()`` of its
     frame). ``date``: the Date header, else the time each batch begins. Returns at once;
     ``start_drafting(...).wait()`` drafts them all on every core (:meth:`Drafting.wait`).
     """

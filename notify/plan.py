@@ -127,7 +127,7 @@ def _context(
 
 
 def contexts(rows: Iterable[Mapping[str, Any]], breach: BreachFacts) -> Iterator[NoticeContext]:
-    """One context per ledger row (as given by ``matching.ledger.notice_rows``)."""
+    """One context per ledger row (as given by ``matching.ledger.send_candidates``)."""
     for row in rows:
         yield _context(breach, *(row[field] for field in _FIELDS))
 

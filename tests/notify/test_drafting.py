@@ -45,7 +45,7 @@ FIELDS = (
 
 
 def _rows(n: int) -> list[dict[str, Any]]:
-    """Ledger rows as ``notice_rows`` gives them, every mix of the lists above in turn."""
+    """Ledger rows as ``send_candidates`` gives them, every mix of the lists above in turn."""
     mixes = itertools.cycle(
         itertools.product(["fr", "en", None], MATCHED, CATEGORIES, ["low", "medium", "high"])
     )
