@@ -70,14 +70,20 @@ def _hidden(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.startswith(".")]
 
 
-@pytest.fixture(params=["unnamed", "temporary"])
+@pytest.fixture(params=["unnamed", "unnamed-by-proc", "temporary"])
 def naming(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both ways a batch's files wait for their names: unnamed (O_TMPFILE), or a hidden name."""
+    """Every way a batch's files wait for their names: unnamed (O_TMPFILE), then named by their
+    descriptor or through /proc/self/fd, or under a hidden name."""
     if request.param == "temporary":
         monkeypatch.setattr(bw, "_unnamed_ok", False)
-    elif not bw._unnamed_ok:
+        return "temporary"
+    if not bw._unnamed_ok:
         pytest.skip("no O_TMPFILE or /proc here")
-    return str(request.param)
+    if request.param == "unnamed-by-proc":
+        monkeypatch.setattr(bw, "_by_descriptor_ok", False)
+    elif not bw._by_descriptor_ok:
+        pytest.skip("this kernel does not link a file by its descriptor")
+    return "unnamed"
 
 
 def test_a_batch_is_written_as_it_comes_and_named_only_when_durable(
@@ -160,6 +166,39 @@ def test_a_file_system_without_unnamed_files_falls_back_to_temporaries(
     finally:
         os.close(folder)
     assert [p.name for p in tmp_path.iterdir()] == ["a.eml"]
+
+
+def test_a_kernel_refusing_links_by_descriptor_names_through_proc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before Linux 6.10 an unprivileged linkat(AT_EMPTY_PATH) fails with ENOENT: the batch,
+    and every later one, names its files through /proc/self/fd instead."""
+    import ctypes
+    import errno
+
+    if not bw._unnamed_ok:
+        pytest.skip("no O_TMPFILE or /proc here")
+    calls: list[str] = []
+
+    def refusing(fd: int, path: bytes, folder: int, name: bytes, flags: int) -> int:
+        calls.append(name.decode())
+        ctypes.set_errno(errno.ENOENT)
+        return -1
+
+    monkeypatch.setattr(bw, "_linkat", refusing)
+    monkeypatch.setattr(bw, "_by_descriptor_ok", True)
+    folder = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for names in (["a.eml", "b.eml"], ["c.eml"]):
+            batch = bw.BatchFiles(folder)
+            for name in names:
+                batch.add(name, name.encode())
+            batch.commit()
+    finally:
+        os.close(folder)
+    assert calls == ["a.eml"] and not bw._by_descriptor_ok  # asked once, then never again
+    assert _named(tmp_path) == ["a.eml", "b.eml", "c.eml"] and _hidden(tmp_path) == []
+    assert [(tmp_path / n).read_bytes() for n in _named(tmp_path)] == [b"a.eml", b"b.eml", b"c.eml"]
 
 
 def test_a_batch_refused_midway_leaves_no_temporary(tmp_path: Path, naming: str) -> None:
