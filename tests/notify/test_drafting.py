@@ -6,6 +6,7 @@ import email
 import itertools
 import multiprocessing
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default
@@ -17,7 +18,7 @@ from breach_facts import EXAMPLE_BREACH
 
 from core.errors import TerminalError
 from notify.completeness import IncompleteNoticeError, check_complete, check_filled
-from notify.drafting import DraftError, shares, start_drafting, warm_shapes
+from notify.drafting import DraftError, pieces, start_drafting, warm_shapes
 from notify.outbox import EmlFile, build_emls
 from notify.plan import contexts
 from notify.render import NoticeRenderer
@@ -209,20 +210,63 @@ def test_no_rows_draft_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3, 8])
-def test_shares_deal_every_row_once_kinds_together_balanced(workers: int) -> None:
+def test_pieces_hold_every_row_once_small_kinds_whole(workers: int) -> None:
     rows = _rows(500) + [dict(_rows(1)[0], notice_id=f"x{i}") for i in range(300)]  # one big kind
     columns = _columns(rows)
-    dealt = shares(columns, workers)
-    assert sorted(i for share in dealt for i in share) == list(range(len(rows)))
-    assert all(share == sorted(share) for share in dealt)
-    sizes = [len(share) for share in dealt]
-    assert len(dealt) == min(workers, len(rows)) and max(sizes) - min(sizes) <= len(rows) / 4
-    kinds: list[set[tuple[Any, ...]]] = [set() for _ in dealt]
-    for k, share in enumerate(dealt):
-        for i in share:
-            kinds[k].add(tuple(columns[c][i] for c in ("language", "risk", "matched_on")))
-    # Kinds are dealt whole unless cut to balance: far fewer than one per row per worker.
-    assert sum(map(len, kinds)) < len(rows) / 2
+    dealt = pieces(columns, workers)
+    assert sorted(i for piece in dealt for i in piece) == list(range(len(rows)))
+    assert all(piece == sorted(piece) for piece in dealt)
+    size = max(map(len, dealt))
+    assert size == min(256, -(-len(rows) // (8 * workers)))  # an eighth of a worker's part
+    assert len(dealt) >= 8 * workers or size == 256
+
+    def kind(i: int) -> tuple[Any, ...]:
+        return tuple(columns[c][i] for c in ("language", "risk", "matched_on", "categories"))
+
+    # A kind that fits in a piece is in one piece; a larger one is cut into pieces of its own.
+    holders: dict[tuple[Any, ...], set[int]] = {}
+    for n, piece in enumerate(dealt):
+        for i in piece:
+            holders.setdefault(kind(i), set()).add(n)
+    for k, held_by in holders.items():
+        count = sum(kind(i) == k for i in range(len(rows)))
+        assert len(held_by) == (1 if count <= size else -(-count // size))
+
+
+def test_pieces_go_to_whichever_worker_is_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker that takes the first piece is held on it until the other has drafted every
+    other piece: it drafts that one piece, and every notice is still drafted once."""
+    import os
+
+    from notify import drafting
+
+    rows = _rows(120)
+    outbox, marks = tmp_path / "outbox", tmp_path / "marks"
+    marks.mkdir()
+    dealt = pieces(_columns(rows), 2)
+    real = drafting._draft_piece
+
+    def held_on_the_first(job: Any, indexes: Sequence[int], batch: Any) -> None:
+        if list(indexes) == dealt[0]:
+            deadline = time.monotonic() + 30
+            while len(list(marks.iterdir())) < len(dealt) - 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        real(job, indexes, batch)
+        (marks / f"{os.getpid()}-{indexes[0]}").touch()
+
+    monkeypatch.setattr(drafting, "_draft_piece", held_on_the_first)  # inherited by the fork
+    drafted = start_drafting(
+        _columns(rows), EXAMPLE_BREACH, outbox, sender=SENDER, workers=2, batch_size=4
+    ).wait()
+    assert drafted.durable == len(rows) and drafted.refused == ()
+    assert sorted(p.stem for p in outbox.iterdir()) == sorted(r["notice_id"] for r in rows)
+    by_worker: dict[str, int] = {}
+    for mark in marks.iterdir():
+        worker = mark.name.split("-")[0]
+        by_worker[worker] = by_worker.get(worker, 0) + 1
+    assert sorted(by_worker.values()) == [1, len(dealt) - 1]
 
 
 def test_incomplete_shape_is_refused_by_the_filled_check() -> None:
@@ -275,13 +319,13 @@ def test_a_worker_stopped_midway_leaves_no_temporary(tmp_path: Path) -> None:
     """Files go to disk as they are built; a worker that stops removes its batch's files."""
     from multiprocessing import Pipe
 
-    from notify.drafting import _draft_share, _Job
+    from notify.drafting import _draft_pieces, _Job
 
     rows = _rows(3)
     columns = _columns(rows)
     columns["notice_id"][2] = 7  # not a string: the worker stops on it, mid-batch
-    job = _Job(columns, EXAMPLE_BREACH, tmp_path, SENDER, NoticeRenderer(), 10, WHEN)
+    job = _Job(columns, EXAMPLE_BREACH, tmp_path, SENDER, NoticeRenderer(), 10, WHEN, [[0, 1, 2]])
     receive, send = Pipe(duplex=False)
-    _draft_share(send, job, [0, 1, 2])
+    _draft_pieces(send, job, multiprocessing.get_context("fork").Value("Q", 0))
     assert receive.recv() == ("failed", "worker stopped on AttributeError")
     assert list(tmp_path.iterdir()) == []
