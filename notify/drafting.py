@@ -3,10 +3,10 @@
 Each worker takes pieces of the ledger rows, one after another from a counter they share, until
 none is left, and does for them what the outbox sender does for a batch: fill each notice's
 shape, refuse any notice that is not complete (art. 34(2)), build its ``.eml`` and write the
-batch durably (:class:`notify.batch_writer.BatchStream`: a thread
-syncs each batch while the next is drafted); only once a batch is durable under its names
-does it report the batch's count, so :attr:`Drafted.durable` counts files on disk and nothing
-else. The files are byte for byte what :func:`notify.outbox.write_emls` writes.
+batch durably (:class:`notify.batch_writer.BatchStream`: a thread syncs each batch while the
+next is drafted); only once a batch is durable under its names does it report the batch's
+count, so :attr:`Drafted.durable` counts files on disk and nothing else. The files are byte
+for byte what :func:`notify.outbox.write_emls` writes.
 
 Workers are forked from the caller once its rows are loaded: they start in milliseconds with
 the caller's modules, renderer and rows, and use neither the caller's store nor its thread
@@ -111,7 +111,7 @@ def pieces(columns: Mapping[str, Sequence[Any]], workers: int) -> list[list[int]
     only, and a kind larger than a piece is cut into pieces of its own. Pieces are small (an
     eighth of a worker's part, at most 256 rows): whichever worker is free takes the next,
     so the workers end within a piece of each other, whatever each notice costs.
-    Statically dealt shares of 10 000 notices each ended 0.16 s apart out of 1.35 s.
+    (Shares of 10 000 notices each, dealt up front, ended 0.16 s apart in a run of 1.35 s.)
     """
     groups = _kinds(columns)
     rows = sum(map(len, groups.values()))
@@ -131,7 +131,7 @@ def pieces(columns: Mapping[str, Sequence[Any]], workers: int) -> list[list[int]
     return out
 
 
-def _take(counter: Any) -> int:
+def _take(counter: Any) -> int:  # a multiprocessing Value("Q"), inherited through fork
     """The number of the next piece, shared by every worker (a counter in shared memory)."""
     with counter.get_lock():
         taken: int = counter.value
@@ -202,6 +202,7 @@ def _draft_pieces(report: Connection, job: _Job, counter: Any) -> None:
 
 
 def _draft_piece(job: _Job, indexes: Sequence[int], batch: _Batch) -> None:
+    """The rows at ``indexes`` as notices into the worker's batches, or refused by reason."""
     for ctx in column_contexts(job.columns, indexes, job.breach):
         if ctx.email is None:
             batch.refused.append(Refusal(ctx.notice_id, "no e-mail address"))
