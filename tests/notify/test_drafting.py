@@ -329,3 +329,34 @@ def test_a_worker_stopped_midway_leaves_no_temporary(tmp_path: Path) -> None:
     _draft_pieces(send, job, multiprocessing.get_context("fork").Value("Q", 0))
     assert receive.recv() == ("failed", "worker stopped on AttributeError")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_worker_leaves_no_piece_to_the_others(tmp_path: Path) -> None:
+    """Once a worker fails the chunk fails: a worker that asks for a piece afterwards gets none
+    and ends with nothing drafted, instead of drafting the rest for nothing."""
+    from multiprocessing import Pipe
+
+    from notify.drafting import _draft_pieces, _Job
+
+    rows = _rows(6)
+    columns = _columns(rows)
+    columns["notice_id"][0] = 7  # not a string: the worker stops on it
+    job = _Job(
+        columns,
+        EXAMPLE_BREACH,
+        tmp_path,
+        SENDER,
+        NoticeRenderer(),
+        10,
+        WHEN,
+        [[0], [1, 2], [3, 4, 5]],
+    )
+    counter = multiprocessing.get_context("fork").Value("Q", 0)
+    receive, send = Pipe(duplex=False)
+    _draft_pieces(send, job, counter)
+    assert receive.recv() == ("failed", "worker stopped on AttributeError")
+    receive, send = Pipe(duplex=False)
+    _draft_pieces(send, job, counter)  # the other worker, asking for its next piece
+    assert receive.recv() == ("durable", 0, [])
+    assert receive.recv() == ("done",)
+    assert list(tmp_path.iterdir()) == []
