@@ -353,6 +353,31 @@ def test_the_layouts_are_compiled_before_the_first_render() -> None:
     assert compiled == []
 
 
+def test_the_checks_read_the_words_a_renderer_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a renderer is built, the checks' words need no compiling of their own."""
+    import notify.render as render
+
+    monkeypatch.setattr(render, "_wordings", {})
+    renderer = NoticeRenderer()
+    built: list[object] = []
+    monkeypatch.setattr(render, "build_environment", lambda: built.append(1))
+    for language in ("fr", "en"):
+        assert render.wording(language) is renderer._wording[language]
+    assert built == []
+
+
+def test_the_checks_compile_their_words_once_without_a_renderer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import notify.render as render
+
+    monkeypatch.setattr(render, "_wordings", {})
+    first = render.wording("en")
+    assert render.wording("en") is first
+    assert first.language == "en"
+    assert NoticeRenderer()._wording["en"] is first
+
+
 @given(st.dictionaries(st.sampled_from(["name", "reference", "iban_hint"]), st.text(max_size=12)))
 def test_escaped_values_are_markupsafes_and_the_same_object_when_nothing_changes(
     values: dict[str, str],
