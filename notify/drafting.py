@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import TerminalError
-from notify.batch_writer import BatchError, BatchStream
+from notify.batch_writer import BatchError, BatchStream, allow_open_files
 from notify.completeness import IncompleteNoticeError, check_filled
 from notify.outbox import UnsafeHeaderError, build_eml
 from notify.plan import column_contexts
@@ -192,6 +192,7 @@ def _draft_pieces(report: Connection, job: _Job, counter: Any) -> None:
     batch: _Batch | None = None
     try:
         folder = os.open(job.outbox, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        allow_open_files(2 * job.batch_size)  # a batch written, the one before it synced
         batch = _Batch(job, folder, report)
         while (piece := _take(counter)) < len(job.pieces):
             _draft_piece(job, job.pieces[piece], batch)

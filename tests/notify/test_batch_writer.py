@@ -310,3 +310,19 @@ def test_a_stream_whose_sync_fails_says_so_and_leaves_only_whole_named_files(
     assert _named(tmp_path) == ["1.eml", "2.eml"]
     assert (tmp_path / "2.eml").read_bytes() == b"two"
     assert _hidden(tmp_path) == []  # the third's and fourth's files are gone
+
+
+def test_the_open_file_limit_is_raised_as_far_as_asked_within_the_hard_limit() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (300, hard))
+        bw.allow_open_files(10)  # fits already: never lowered
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (300, hard)
+        bw.allow_open_files(2000)
+        want = 2000 + bw._FD_MARGIN
+        expected = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (expected, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -360,3 +360,50 @@ def test_a_failed_worker_leaves_no_piece_to_the_others(tmp_path: Path) -> None:
     assert receive.recv() == ("durable", 0, [])
     assert receive.recv() == ("done",)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def low_open_files() -> Any:
+    """This process's soft limit on open files at 300 for the test, then as it was."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2 * 500 + 256:
+        pytest.skip("the hard limit on open files leaves no room to raise")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (300, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_worker_raises_its_open_file_limit_to_hold_two_batches_unnamed(
+    tmp_path: Path, low_open_files: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At a soft limit of 300 (many systems start at 1 024) two batches of 500 would not fit
+    in the descriptor room, and most files would be named by temporaries and renames."""
+    import os
+    import resource
+    from multiprocessing import Pipe
+
+    from notify import batch_writer
+    from notify.drafting import _draft_pieces, _Job
+
+    if not batch_writer._unnamed_ok:
+        pytest.skip("this file system makes no unnamed file")
+    renamed: list[str] = []
+    replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda *a, **k: (renamed.append("x"), replace(*a, **k)))
+    rows = _rows(700)
+    job = _Job(
+        _columns(rows), EXAMPLE_BREACH, tmp_path, SENDER, NoticeRenderer(), 500, WHEN, [range(700)]
+    )
+    receive, send = Pipe(duplex=False)
+    _draft_pieces(send, job, multiprocessing.get_context("fork").Value("Q", 0))
+    reports = []
+    while (message := receive.recv()) != ("done",):
+        reports.append(message)
+    assert sum(r[1] for r in reports if r[0] == "durable") == 700
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 2 * 500 + 256
+    assert renamed == []  # every draft named by its unnamed file's link
+    assert len(list(tmp_path.iterdir())) == 700
