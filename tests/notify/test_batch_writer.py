@@ -316,6 +316,8 @@ def test_the_open_file_limit_is_raised_as_far_as_asked_within_the_hard_limit() -
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 300:
+        pytest.skip("a hard limit on open files below this test's starting point")
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (300, hard))
         bw.allow_open_files(10)  # fits already: never lowered
