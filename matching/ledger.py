@@ -100,6 +100,32 @@ _CANDIDATES = Statement(
     LIMIT $limit
     """,
 )
+# The first ``limit`` candidates, picked from the notices alone before any join: the joins then
+# read the customers and exposures of those notices only. At 20 M customers and 5.68 M notices,
+# 20 000 candidates took 2.8-3.0 s against 7.4-7.9 s for _CANDIDATES with the same limit (the
+# same rows). A notice whose customer or exposure is gone drops out here after the pick, where
+# _CANDIDATES would have taken the next one instead: the count picked tells (send_candidates).
+_FIRST_CANDIDATES = Statement(
+    "first notices to send",
+    """
+    WITH picked AS (
+        SELECT notice_id, customer_id, channel, state, breach_id, planned_at
+        FROM notices
+        WHERE breach_id = $breach_id AND channel = 'email' AND list_contains($states, state)
+        ORDER BY planned_at, notice_id
+        LIMIT $limit
+    )
+    SELECT n.notice_id, n.customer_id, n.channel, n.state, c.language, c.first_name,
+           c.last_name, c.email, e.matched_on, e.categories, e.risk, c.iban_hint, c.phone_hint,
+           (SELECT count(*) FROM picked) AS picked
+    FROM picked n
+    JOIN customers c ON c.customer_id = n.customer_id
+    JOIN exposure_rows r ON r.breach_id = n.breach_id AND r.customer_no = c.customer_no
+    JOIN exposure_shapes e
+        ON e.breach_id = r.breach_id AND e.kinds = r.kinds AND e.category_mask = r.category_mask
+    ORDER BY n.planned_at, n.notice_id
+    """,
+)
 _CLAIM = Statement(
     "mark notices sending",
     """
@@ -252,11 +278,18 @@ _FOLDED_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 def send_candidates(
     store: Store, breach_id: str, states: Sequence[str], limit: int | None = None
 ) -> pl.DataFrame:
-    """E-mail notices in one of ``states`` with their context, oldest first, at most ``limit``."""
-    return store.frame(
-        _CANDIDATES,
-        {"breach_id": breach_id, "states": list(states), "limit": limit if limit else 2**62},
-    )
+    """E-mail notices in one of ``states`` with their context, oldest first, at most ``limit``.
+
+    With a limit, the notices are picked before they are joined (:data:`_FIRST_CANDIDATES`);
+    if a picked notice drops out of the joins (its customer or exposure is gone), or none is
+    picked, the whole query answers instead, so the rows are the same either way.
+    """
+    params = {"breach_id": breach_id, "states": list(states), "limit": limit if limit else 2**62}
+    if limit:
+        first = store.frame(_FIRST_CANDIDATES, params)
+        if first.height and first.height == first["picked"][0]:
+            return first.drop("picked")
+    return store.frame(_CANDIDATES, params)
 
 
 def mark_sending(

@@ -252,6 +252,40 @@ def _candidates(world: World) -> list[str]:
     return [i for i, e in zip(rows["notice_id"], rows["email"], strict=True) if e is not None]
 
 
+def test_limited_candidates_are_the_first_of_all_candidates(world: World) -> None:
+    """With a limit the notices are picked before the joins: the same rows, in the same order."""
+    with open_store(world.settings) as store:
+        ledger_mod.plan_notices(store, world.breach_id)
+        every = ledger_mod.send_candidates(store, world.breach_id, ["planned"])
+        for limit in (1, 7, every.height, every.height + 5):
+            got = ledger_mod.send_candidates(store, world.breach_id, ["planned"], limit)
+            assert got.equals(every.head(limit))
+
+
+def test_a_picked_notice_whose_exposure_is_gone_is_replaced_by_the_next(world: World) -> None:
+    """A notice whose exposure row is gone drops out of the joins; the limited query must then
+    give the next candidate in its place, as the whole query does."""
+    from matching.sql import Statement
+
+    with open_store(world.settings) as store:
+        ledger_mod.plan_notices(store, world.breach_id)
+        every = ledger_mod.send_candidates(store, world.breach_id, ["planned"])
+        gone = every["customer_id"][0]
+        store.run(
+            Statement(
+                "drop one exposure",
+                """
+                DELETE FROM exposure_rows WHERE customer_no =
+                    (SELECT customer_no FROM customers WHERE customer_id = $customer_id)
+                """,
+            ),
+            {"customer_id": gone},
+        )
+        got = ledger_mod.send_candidates(store, world.breach_id, ["planned"], 5)
+    assert got.equals(every.slice(1, 5))
+    assert gone not in got["customer_id"].to_list()
+
+
 def test_planning_counts_the_notices_it_adds(world: World) -> None:
     with open_store(world.settings) as store:
         first = ledger_mod.plan_notices(store, world.breach_id)
