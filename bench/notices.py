@@ -44,8 +44,9 @@ def render_notices(settings: Settings, outbox: Path, cap: int) -> NoticesResult:
 
     Counted when durable on disk. Worker processes (one per core) take pieces of the rows
     whichever is free, and render, check, build and write them in batches, each synced while
-    the next is drafted, as a real run's outbox step does with the candidates it selects. Everything from the rows handed over to
-    the last durable file is timed, the workers' start included.
+    the next is drafted, as a real run's outbox step does with the candidates it selects.
+    Everything from the rows handed over to the last durable file is timed, the workers'
+    start included.
     """
     with open_store(settings) as store:
         rows = send_candidates(store, BREACH_ID, ["planned"], limit=cap)

@@ -35,7 +35,7 @@ from notify.batch_writer import BatchError, BatchStream, allow_open_files
 from notify.completeness import IncompleteNoticeError, check_filled
 from notify.outbox import UnsafeHeaderError, build_eml
 from notify.plan import column_contexts
-from notify.render import LANGUAGES, FilledNotice, NoticeRenderer, wording
+from notify.render import FilledNotice, NoticeRenderer
 from schemas.models import BreachFacts
 
 __all__ = [
@@ -350,8 +350,6 @@ def start_drafting(
     job = _Job(
         columns, breach, outbox, sender, renderer or NoticeRenderer(), batch_size, date, dealt
     )
-    for language in LANGUAGES:
-        wording(language)  # the words the check reads, compiled once here, not once per worker
     fork = multiprocessing.get_context("fork")
     reports: list[Connection] = []
     processes: list[BaseProcess] = []
