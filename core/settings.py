@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     # Event Webhook verification key: base64 DER, as SendGrid's Mail Settings show it.
     sendgrid_webhook_public_key: str | None = None
     sendgrid_concurrency: int = Field(default=4, ge=1, le=64)  # requests in flight
+    # Notices of one shape sharing a request (personalizations); 1: one request per notice.
+    sendgrid_per_request: int = Field(default=1000, ge=1, le=1000)
     notify_batch_size: int = Field(default=100, ge=1, le=1000)  # notices per ledger batch
 
     # Signing evidence and reports.

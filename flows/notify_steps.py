@@ -56,6 +56,7 @@ def build_sender(settings: Settings, *, outbox: Path, fake: FakeSendGrid | None 
         sender_email=settings.sender_email,
         sender_name=settings.operator_name,
         concurrency=settings.sendgrid_concurrency,
+        per_request=settings.sendgrid_per_request,
     )
 
 

@@ -40,6 +40,7 @@ from schemas.models import BreachFacts
 
 __all__ = [
     "BATCH",
+    "KIND_COLUMNS",
     "DraftError",
     "Drafted",
     "Drafting",
@@ -51,7 +52,7 @@ __all__ = [
 
 BATCH = 1000  # notices made durable together, as the outbox sender does per send batch
 # Rows that share these values share their notices' words (up to the name and hints present).
-_SHAPE_COLUMNS = ("language", "risk", "matched_on", "categories")
+KIND_COLUMNS = ("language", "risk", "matched_on", "categories")
 
 
 class DraftError(TerminalError):
@@ -97,9 +98,9 @@ def _default_workers() -> int:
 
 
 def _kinds(columns: Mapping[str, Sequence[Any]]) -> dict[tuple[Any, ...], list[int]]:
-    """Row indexes by kind of notice (:data:`_SHAPE_COLUMNS`), each in ledger order."""
+    """Row indexes by kind of notice (:data:`KIND_COLUMNS`), each in ledger order."""
     groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, key in enumerate(zip(*(columns[c] for c in _SHAPE_COLUMNS), strict=True)):
+    for i, key in enumerate(zip(*(columns[c] for c in KIND_COLUMNS), strict=True)):
         groups.setdefault(key, []).append(i)
     return groups
 

@@ -2,7 +2,8 @@
 
 For tests and the demo; nothing leaves the machine. It validates payloads as v3 does (the
 rules we rely on), answers 202 with an ``X-Message-Id``, 400 with SendGrid's error list, 401 for
-a wrong key, and, from a queue of scripted faults, 429 with ``X-RateLimit-Reset``, 5xx, a stall
+a wrong key, and makes each recipient's message as SendGrid would (its personalization's
+substitutions replaced in the subject and every content: :meth:`FakeSendGrid.delivered`), and, from a queue of scripted faults, 429 with ``X-RateLimit-Reset``, 5xx, a stall
 (the message is accepted, the answer comes too late for the client) or a dropped connection
 after accepting. It records every request and every accepted message, and posts signed Event
 Webhook batches (its own ECDSA P-256 key) — repeated, shuffled or re-identified on demand.
@@ -26,7 +27,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-__all__ = ["FakeSendGrid", "Fault", "Recorded", "SentMessage", "validate_mail"]
+__all__ = ["Delivered", "FakeSendGrid", "Fault", "Recorded", "SentMessage", "validate_mail"]
 
 Outcome = Literal["delivered", "bounce", "dropped", "deferred", "none"]
 _MAX_BODY = 30 * 1024 * 1024  # SendGrid's limit on a request
@@ -85,6 +86,17 @@ class SentMessage:
     accepted_at: int
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """What one recipient of an accepted request receives: the subject and each content
+    (by type) with their personalization's substitutions made."""
+
+    notice_id: str | None
+    to: str
+    subject: str
+    content: dict[str, str]
+
+
 @dataclass
 class _State:
     requests: list[Recorded] = field(default_factory=list)
@@ -111,6 +123,24 @@ def _check_args(errors: list[dict[str, Any]], args: Any, where: str) -> None:
         errors.append(_error("custom_args larger than 10000 bytes", where))
 
 
+def _check_substitutions(errors: list[dict[str, Any]], subs: Any, where: str) -> None:
+    if subs is None:
+        return
+    if not isinstance(subs, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in subs.items()
+    ):
+        errors.append(_error("substitutions keys and values must be strings", where))
+    elif len(json.dumps(subs)) > 10_000:
+        errors.append(_error("substitutions larger than 10000 bytes", where))
+
+
+def _substituted(value: str, subs: dict[str, str]) -> str:
+    """Each tag replaced by its value, as SendGrid does (one pass per tag, in order)."""
+    for tag, replacement in subs.items():
+        value = value.replace(tag, replacement)
+    return value
+
+
 def validate_mail(body: Any) -> list[dict[str, Any]]:
     """SendGrid's v3 ``mail/send`` rules that matter to us; an empty list means valid."""
     errors: list[dict[str, Any]] = []
@@ -126,6 +156,7 @@ def validate_mail(body: Any) -> list[dict[str, Any]]:
         persons = []
     if len(persons) > 1000:
         errors.append(_error("at most 1000 personalizations", "personalizations"))
+    seen: set[str] = set()
     for i, p in enumerate(persons):
         to = p.get("to") if isinstance(p, dict) else None
         if not isinstance(to, list) or not to:
@@ -138,9 +169,21 @@ def validate_mail(body: Any) -> list[dict[str, Any]]:
                         "Does not contain a valid address.", f"personalizations.{i}.to.{j}.email"
                     )
                 )
+                continue
+            address = recipient["email"].lower()
+            if address in seen:
+                errors.append(
+                    _error(
+                        "Each unique email address in the personalizations array should only "
+                        "be included once.",
+                        f"personalizations.{i}.to.{j}.email",
+                    )
+                )
+            seen.add(address)
         if not template and not body.get("subject") and not p.get("subject"):
             errors.append(_error("The subject is required", f"personalizations.{i}.subject"))
         _check_args(errors, p.get("custom_args"), f"personalizations.{i}.custom_args")
+        _check_substitutions(errors, p.get("substitutions"), f"personalizations.{i}.substitutions")
     content = body.get("content")
     if not template:
         if not isinstance(content, list) or not content:
@@ -235,6 +278,22 @@ class FakeSendGrid:
 
     def sends_per_notice(self) -> Counter[str]:
         return Counter(m.notice_id for m in self.sent if m.notice_id)
+
+    def delivered(self) -> list[Delivered]:
+        """Every recipient's message of the accepted requests, substitutions made."""
+        out: list[Delivered] = []
+        for request in self.requests:
+            if request.status != 202:
+                continue
+            body = json.loads(request.body)
+            args = body.get("custom_args") or {}
+            for p in body["personalizations"]:
+                subs = p.get("substitutions") or {}
+                notice_id = (p.get("custom_args") or {}).get("notice_id") or args.get("notice_id")
+                subject = _substituted(p.get("subject") or body.get("subject") or "", subs)
+                content = {c["type"]: _substituted(c["value"], subs) for c in body["content"]}
+                out += [Delivered(notice_id, r["email"], subject, content) for r in p["to"]]
+        return out
 
     @property
     def public_key_b64(self) -> str:

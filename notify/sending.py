@@ -36,7 +36,7 @@ from matching.breaches import require_confirmed
 from matching.store import Store
 from notify.completeness import IncompleteNoticeError, check_complete
 from notify.delivery import PRE_SEND
-from notify.drafting import Drafted, DraftError, start_drafting, warm_shapes
+from notify.drafting import KIND_COLUMNS, Drafted, DraftError, start_drafting, warm_shapes
 from notify.plan import contexts
 from notify.proof import resolve_unresolved
 from notify.render import NoticeRenderer
@@ -200,7 +200,15 @@ def _send(
     progress: Progress | None,
 ) -> None:
     """Per batch: render and check, record ``sending`` first where the sender needs it, send,
-    record the answers. Raises the sender's halt once the batch's answers are recorded."""
+    record the answers. Raises the sender's halt once the batch's answers are recorded.
+
+    A sender whose requests carry several notices of one shape gets batches of at least that
+    many, with the notices of one kind side by side (the shape follows from the kind, and
+    from which of the name and hints a customer has).
+    """
+    if sender.per_request > 1:
+        candidates = candidates.sort(list(KIND_COLUMNS), maintain_order=True, nulls_last=True)
+        batch_size = max(batch_size, sender.per_request)
     rows = candidates.to_dicts()
     done = 0
     for chunk in _batches(rows, batch_size):

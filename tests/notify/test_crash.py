@@ -53,6 +53,7 @@ def env(small_world: World, fake: FakeSendGrid) -> dict[str, str]:
         "LEAKWATCH_SENDGRID_API_KEY": fake.api_key,
         "LEAKWATCH_SENDGRID_HOST": fake.url,
         "LEAKWATCH_SENDGRID_CONCURRENCY": "1",
+        "LEAKWATCH_SENDGRID_PER_REQUEST": "1",  # one notice per request (shared: see below)
         "LEAKWATCH_NOTIFY_BATCH_SIZE": str(BATCH),
     }
 
@@ -145,4 +146,32 @@ def test_killed_after_the_ledger_write(
 
     again = _notify(env)
     assert again.returncode == 0, again.stderr
+    _exactly_once(small_world, fake)
+
+
+def test_killed_after_a_shared_requests_answer(
+    small_world: World, fake: FakeSendGrid, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Notices of one shape share requests: a kill after the first answer leaves every notice
+    of the batch ``sending``; the ones SendGrid accepted are proved by their events, the rest
+    stay ambiguous until the officer sends them, and nobody receives a notice twice."""
+    shared = {**env, "LEAKWATCH_SENDGRID_PER_REQUEST": "1000"}
+    killed = _notify(shared, crash="after-api-answer")
+    assert killed.returncode == -signal.SIGKILL
+    first = {m.notice_id for m in fake.sent}
+    assert len(fake.requests) == 1 and 1 < len(first) < small_world.with_email
+    # The batch was at least a request's worth: every notice was marked before sending.
+    assert _states(small_world) == {"sending": small_world.with_email}
+
+    second = _notify(shared)  # no events yet: all ambiguous, listed, none sent again
+    assert second.returncode == 1 and "ambiguous" in second.stderr
+    assert _states(small_world) == {"ambiguous": small_world.with_email}
+    assert {m.notice_id for m in fake.sent} == first
+
+    _import_events(shared, fake, tmp_path)
+    third = _notify(shared, "--resend-ambiguous")
+    assert third.returncode == 0, third.stderr
+    states = _states(small_world)
+    assert states["delivered"] == len(first)
+    assert states["accepted"] == small_world.with_email - len(first)
     _exactly_once(small_world, fake)
