@@ -123,9 +123,10 @@ class Sender(Protocol):
         ...
 
     @property
-    def per_request(self) -> int:
-        """Notices that may share one request (1: one each); the send loop then hands over
-        batches of at least this many, ordered so that notices of one kind come together."""
+    def min_batch(self) -> int:
+        """The fewest notices worth handing to :meth:`send` at once: 1, or (a sender whose
+        requests share notices of one shape) enough to fill its requests in flight; the send
+        loop then also orders them so that notices of one kind come together."""
         ...
 
     def send(self, batch: Sequence[OutgoingNotice]) -> SendResult: ...
@@ -136,7 +137,7 @@ class OutboxSender:
 
     name = "outbox"
     records_before_send = False
-    per_request = 1
+    min_batch = 1
 
     def __init__(self, outbox: Path, sender_email: str) -> None:
         self.outbox = outbox
@@ -272,7 +273,10 @@ def shape_payload(
 
 
 def _address_key(to: str) -> str:
-    """The address SendGrid compares for duplicates within a request (case aside)."""
+    """The address SendGrid compares for duplicates within a request (case aside). Ledger
+    addresses are plain; only a display-name form is parsed (parseaddr costs ~50 µs)."""
+    if "<" not in to and '"' not in to and "(" not in to:
+        return to.strip().lower()
     return parseaddr(to)[1].lower() or to.lower()
 
 
@@ -402,6 +406,9 @@ class SendGridSender:
         self.concurrency = max(1, concurrency)
         self.per_request = per_request
         self._token = tag_token or secrets.token_hex(6)
+        # Shared requests: a batch fills every request in flight (one shape per batch would
+        # otherwise leave one request at a time).
+        self.min_batch = 1 if per_request == 1 else per_request * self.concurrency
         self.max_attempts = max(1, max_attempts)
         self.max_wait_s = max_wait_s
         self._sleep = sleep

@@ -112,9 +112,11 @@ def prepare(
     return _Prepared(ready, refused)
 
 
-def _batches(rows: list[dict[str, object]], size: int) -> Iterator[list[dict[str, object]]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
+def _batches(rows: pl.DataFrame, size: int) -> Iterator[list[dict[str, object]]]:
+    """The rows a batch at a time, as dicts: only one batch's dicts exist at once (5.68 M
+    candidates as dicts would take gigabytes)."""
+    for start in range(0, rows.height, size):
+        yield rows.slice(start, size).to_dicts()
 
 
 def _record(store: Store, outcomes: Sequence[Outcome], from_states: Sequence[str]) -> None:
@@ -167,8 +169,8 @@ def send_notices(
     if dry_run:
         with contextlib.suppress(_DryRun), store.transaction():
             report.planned = ledger.plan_notices_in_transaction(store, breach_id)
-            rows = ledger.send_candidates(store, breach_id, PRE_SEND, limit).to_dicts()
-            report.candidates = len(rows)
+            rows = ledger.send_candidates(store, breach_id, PRE_SEND, limit)
+            report.candidates = rows.height
             _check_only(rows, facts, renderer, report, progress)
             raise _DryRun
         report.ambiguous = ledger.unresolved_notices(store, breach_id)
@@ -202,16 +204,17 @@ def _send(
     """Per batch: render and check, record ``sending`` first where the sender needs it, send,
     record the answers. Raises the sender's halt once the batch's answers are recorded.
 
-    A sender whose requests carry several notices of one shape gets batches of at least that
-    many, with the notices of one kind side by side (the shape follows from the kind, and
-    from which of the name and hints a customer has).
+    A sender whose requests carry several notices of one shape gets batches of at least its
+    ``min_batch``, with the notices of one kind side by side (the shape follows from the kind,
+    and from which of the name and hints a customer has). A batch costs two ledger statements
+    whatever its size (~0.15-0.35 s each against 5.68 M notices, measured from 1 000 to 5 000
+    notices), so larger batches also spare the ledger.
     """
-    if sender.per_request > 1:
+    if sender.min_batch > 1:
         candidates = candidates.sort(list(KIND_COLUMNS), maintain_order=True, nulls_last=True)
-        batch_size = max(batch_size, sender.per_request)
-    rows = candidates.to_dicts()
+        batch_size = max(batch_size, sender.min_batch)
     done = 0
-    for chunk in _batches(rows, batch_size):
+    for chunk in _batches(candidates, batch_size):
         prepared = prepare(chunk, facts, renderer)
         report.rendered += len(prepared.ready) + len(prepared.refused)
         _note_incomplete(report, prepared.refused)
@@ -232,7 +235,7 @@ def _send(
         report.retries += result.retries
         done += len(chunk)
         if progress:
-            progress(done, len(rows))
+            progress(done, candidates.height)
         if result.halt is not None:
             raise result.halt
 
@@ -326,7 +329,7 @@ def _note_incomplete(report: SendReport, refused: Sequence[Outcome]) -> None:
 
 
 def _check_only(
-    rows: list[dict[str, object]],
+    rows: pl.DataFrame,
     facts: BreachFacts,
     renderer: NoticeRenderer,
     report: SendReport,
@@ -339,4 +342,4 @@ def _check_only(
         _note_incomplete(report, prepared.refused)
         done += len(chunk)
         if progress:
-            progress(done, len(rows))
+            progress(done, rows.height)

@@ -244,3 +244,22 @@ def test_an_address_the_library_cannot_read_fails_alone(fake: FakeSendGrid) -> N
     ]
     assert all(r.status == 202 for r in fake.requests)
     _reads_as_rendered(fake, [notices[0], notices[2]])
+
+
+def test_the_send_loop_fills_every_request_in_flight(world: World, fake: FakeSendGrid) -> None:
+    # 5 notices a request, 2 in flight: ledger batches of 10 (the configured 25 is above it),
+    # each holding notices of one kind side by side.
+    sender = _sender(fake, per_request=5, concurrency=2)
+    assert sender.min_batch == 10
+    facts = breach_facts(world.settings, world.breach_id, datetime(2024, 10, 20, tzinfo=UTC))
+    with open_store(world.settings) as store:
+        report = send_notices(store, world.breach_id, facts, sender, batch_size=4)
+    assert report.accepted == world.with_email
+    batches = ledger(
+        world.settings, "SELECT count(DISTINCT batch_id) FROM notices WHERE state = 'accepted'"
+    )
+    assert batches[0][0] == -(-world.with_email // 10)
+    sizes = [len(b["personalizations"]) for b in _bodies(fake)]  # type: ignore[arg-type]
+    assert max(sizes) == 5 and sum(sizes) == world.with_email
+    assert len(sizes) < world.with_email  # notices of one kind came together
+    assert sorted(fake.sends_per_notice().values()) == [1] * world.with_email
