@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +12,9 @@ from matching.sql import Statement
 from matching.store import Store
 
 __all__ = [
+    "KIND_COLUMNS",
+    "candidate_pages",
+    "count_candidates",
     "delivery_counts",
     "fallback_rows",
     "fold_input",
@@ -27,6 +30,10 @@ __all__ = [
     "unresolved_notices",
     "write_folded",
 ]
+
+# The candidates' columns a notice's words follow from (with which of the name and hints it
+# has): rows alike in these share their notices' words.
+KIND_COLUMNS = ("language", "risk", "matched_on", "categories")
 
 _PLAN = Statement(
     "plan notices",
@@ -98,6 +105,32 @@ _CANDIDATES = Statement(
     WHERE n.breach_id = $breach_id AND n.channel = 'email' AND list_contains($states, n.state)
     ORDER BY n.planned_at, n.notice_id
     LIMIT $limit
+    """,
+)
+# _CANDIDATES kind by kind (the columns a notice's words follow from, with whether a name and
+# hints are present), then in ledger order: for a sender whose requests share notices of one
+# shape (notify/senders.py).
+_CANDIDATES_BY_KIND = Statement(
+    "notices to send, kind by kind",
+    """
+    SELECT n.notice_id, n.customer_id, n.channel, n.state, c.language, c.first_name,
+           c.last_name, c.email, e.matched_on, e.categories, e.risk, c.iban_hint, c.phone_hint
+    FROM notices n
+    JOIN customers c ON c.customer_id = n.customer_id
+    JOIN exposure_rows r ON r.breach_id = n.breach_id AND r.customer_no = c.customer_no
+    JOIN exposure_shapes e
+        ON e.breach_id = r.breach_id AND e.kinds = r.kinds AND e.category_mask = r.category_mask
+    WHERE n.breach_id = $breach_id AND n.channel = 'email' AND list_contains($states, n.state)
+    ORDER BY c.language, e.risk, e.matched_on, e.categories, n.planned_at, n.notice_id
+    """,
+)
+# The e-mail notices in one of the states, for progress (a notice whose customer or exposure
+# is gone is counted here and not sent: it is not a candidate).
+_CANDIDATE_COUNT = Statement(
+    "count the notices to send",
+    """
+    SELECT count(*) FROM notices
+    WHERE breach_id = $breach_id AND channel = 'email' AND list_contains($states, state)
     """,
 )
 # The first ``limit`` candidates, picked from the notices alone before any join: the joins then
@@ -292,6 +325,47 @@ def send_candidates(
         if first.height and first.height == first["picked"][0]:
             return first.drop("picked")
     return store.frame(_CANDIDATES, params)
+
+
+def candidate_pages(
+    store: Store,
+    breach_id: str,
+    states: Sequence[str],
+    limit: int | None = None,
+    *,
+    rows: int,
+    by_kind: bool = False,
+    apart: bool = True,
+) -> Generator[pl.DataFrame, None, None]:
+    """:func:`send_candidates` a page of at most ``rows`` at a time: without a limit, streamed
+    from DuckDB (5.4 M candidates as one frame peaked at 3.6 GB), read ``apart`` from the
+    store's connection so that each page's notices can be recorded before the next is read
+    (:meth:`matching.store.Store.frames`); with one, its frame cut in pages.
+
+    ``by_kind``: notices of one kind side by side (:data:`KIND_COLUMNS`), in ledger order within
+    a kind, instead of ledger order.
+    """
+    if limit:
+        frame = send_candidates(store, breach_id, states, limit)
+        if by_kind:
+            frame = frame.sort(list(KIND_COLUMNS), maintain_order=True, nulls_last=True)
+        for start in range(0, frame.height, rows):
+            yield frame.slice(start, rows)
+        return
+    params = {"breach_id": breach_id, "states": list(states), "limit": 2**62}
+    if by_kind:
+        del params["limit"]
+    statement = _CANDIDATES_BY_KIND if by_kind else _CANDIDATES
+    yield from store.frames(statement, params, rows=rows, apart=apart)
+
+
+def count_candidates(
+    store: Store, breach_id: str, states: Sequence[str], limit: int | None = None
+) -> int:
+    """How many notices :func:`candidate_pages` should give (for progress): e-mail notices in
+    ``states``, at most ``limit``."""
+    count = int(store.scalar(_CANDIDATE_COUNT, {"breach_id": breach_id, "states": list(states)}))
+    return min(count, limit) if limit else count
 
 
 def mark_sending(

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import TerminalError
+from matching.ledger import KIND_COLUMNS
 from notify.batch_writer import BatchError, BatchStream, allow_open_files
 from notify.completeness import IncompleteNoticeError, check_filled
 from notify.outbox import UnsafeHeaderError, build_eml
@@ -40,7 +41,6 @@ from schemas.models import BreachFacts
 
 __all__ = [
     "BATCH",
-    "KIND_COLUMNS",
     "DraftError",
     "Drafted",
     "Drafting",
@@ -51,8 +51,6 @@ __all__ = [
 ]
 
 BATCH = 1000  # notices made durable together, as the outbox sender does per send batch
-# Rows that share these values share their notices' words (up to the name and hints present).
-KIND_COLUMNS = ("language", "risk", "matched_on", "categories")
 
 
 class DraftError(TerminalError):

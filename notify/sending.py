@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -36,7 +36,7 @@ from matching.breaches import require_confirmed
 from matching.store import Store
 from notify.completeness import IncompleteNoticeError, check_complete
 from notify.delivery import PRE_SEND
-from notify.drafting import KIND_COLUMNS, Drafted, DraftError, start_drafting, warm_shapes
+from notify.drafting import Drafted, DraftError, start_drafting, warm_shapes
 from notify.plan import contexts
 from notify.proof import resolve_unresolved
 from notify.render import NoticeRenderer
@@ -48,6 +48,7 @@ __all__ = ["AmbiguousNoticesError", "SendReport", "prepare", "send_notices"]
 Progress = Callable[[int, int], None]  # (notices done, total)
 # Outbox drafts recorded together: each chunk's workers start once, and progress shows per chunk.
 DRAFT_CHUNK = 20_000
+_CHECK_BATCH = 500  # notices rendered and checked at a time by a dry run
 
 
 class AmbiguousNoticesError(TerminalError):
@@ -112,13 +113,6 @@ def prepare(
     return _Prepared(ready, refused)
 
 
-def _batches(rows: pl.DataFrame, size: int) -> Iterator[list[dict[str, object]]]:
-    """The rows a batch at a time, as dicts: only one batch's dicts exist at once (5.68 M
-    candidates as dicts would take gigabytes)."""
-    for start in range(0, rows.height, size):
-        yield rows.slice(start, size).to_dicts()
-
-
 def _record(store: Store, outcomes: Sequence[Outcome], from_states: Sequence[str]) -> None:
     ledger.record_outcomes(
         store,
@@ -169,9 +163,13 @@ def send_notices(
     if dry_run:
         with contextlib.suppress(_DryRun), store.transaction():
             report.planned = ledger.plan_notices_in_transaction(store, breach_id)
-            rows = ledger.send_candidates(store, breach_id, PRE_SEND, limit)
-            report.candidates = rows.height
-            _check_only(rows, facts, renderer, report, progress)
+            total = ledger.count_candidates(store, breach_id, PRE_SEND, limit)
+            # On this connection: the notices just planned are in its open transaction only.
+            pages = ledger.candidate_pages(
+                store, breach_id, PRE_SEND, limit, rows=_CHECK_BATCH, apart=False
+            )
+            with contextlib.closing(pages):
+                _check_only(pages, total, facts, renderer, report, progress)
             raise _DryRun
         report.ambiguous = ledger.unresolved_notices(store, breach_id)
         return report
@@ -179,12 +177,23 @@ def send_notices(
     report.planned = ledger.plan_notices(store, breach_id)
     unresolved = resolve_unresolved(store, breach_id)
     from_states = (*PRE_SEND, "ambiguous") if resend_ambiguous else PRE_SEND
-    candidates = ledger.send_candidates(store, breach_id, from_states, limit)
-    report.candidates = candidates.height
+    total = ledger.count_candidates(store, breach_id, from_states, limit)
     if isinstance(sender, OutboxSender):
-        _draft(store, candidates, facts, sender, renderer, report, from_states, progress)
+        pages = ledger.candidate_pages(store, breach_id, from_states, limit, rows=DRAFT_CHUNK)
+        with contextlib.closing(pages):  # the stream's connection, whatever happens
+            _draft(store, pages, total, facts, sender, renderer, report, from_states, progress)
     else:
-        _send(store, candidates, facts, sender, renderer, report, from_states, batch_size, progress)
+        # A sender whose requests share notices of one shape gets batches of at least its
+        # min_batch, with the notices of one kind side by side (the shape follows from the
+        # kind, and from which of the name and hints a customer has). A batch costs two ledger
+        # statements whatever its size (~0.15-0.35 s each against 5.68 M notices, measured from
+        # 1 000 to 5 000 notices), so larger batches also spare the ledger.
+        size = max(batch_size, sender.min_batch)
+        pages = ledger.candidate_pages(
+            store, breach_id, from_states, limit, rows=size, by_kind=sender.min_batch > 1
+        )
+        with contextlib.closing(pages):
+            _send(store, pages, total, facts, sender, renderer, report, from_states, progress)
     if not resend_ambiguous:
         report.ambiguous = sorted(set(unresolved) | set(report.ambiguous))
     return report
@@ -192,29 +201,22 @@ def send_notices(
 
 def _send(
     store: Store,
-    candidates: pl.DataFrame,
+    pages: Iterable[pl.DataFrame],
+    total: int,
     facts: BreachFacts,
     sender: Sender,
     renderer: NoticeRenderer,
     report: SendReport,
     from_states: Sequence[str],
-    batch_size: int,
     progress: Progress | None,
 ) -> None:
-    """Per batch: render and check, record ``sending`` first where the sender needs it, send,
-    record the answers. Raises the sender's halt once the batch's answers are recorded.
-
-    A sender whose requests carry several notices of one shape gets batches of at least its
-    ``min_batch``, with the notices of one kind side by side (the shape follows from the kind,
-    and from which of the name and hints a customer has). A batch costs two ledger statements
-    whatever its size (~0.15-0.35 s each against 5.68 M notices, measured from 1 000 to 5 000
-    notices), so larger batches also spare the ledger.
-    """
-    if sender.min_batch > 1:
-        candidates = candidates.sort(list(KIND_COLUMNS), maintain_order=True, nulls_last=True)
-        batch_size = max(batch_size, sender.min_batch)
+    """Per batch (a page of candidates): render and check, record ``sending`` first where the
+    sender needs it, send, record the answers. Raises the sender's halt once the batch's
+    answers are recorded."""
     done = 0
-    for chunk in _batches(candidates, batch_size):
+    for page in pages:
+        report.candidates += page.height
+        chunk = page.to_dicts()
         prepared = prepare(chunk, facts, renderer)
         report.rendered += len(prepared.ready) + len(prepared.refused)
         _note_incomplete(report, prepared.refused)
@@ -235,14 +237,15 @@ def _send(
         report.retries += result.retries
         done += len(chunk)
         if progress:
-            progress(done, candidates.height)
+            progress(done, max(total, done))
         if result.halt is not None:
             raise result.halt
 
 
 def _draft(
     store: Store,
-    candidates: pl.DataFrame,
+    pages: Iterable[pl.DataFrame],
+    total: int,
     facts: BreachFacts,
     sender: OutboxSender,
     renderer: NoticeRenderer,
@@ -250,22 +253,34 @@ def _draft(
     from_states: Sequence[str],
     progress: Progress | None,
 ) -> None:
-    """Draft the candidates with an e-mail address into the outbox, a chunk at a time.
+    """Draft the candidates with an e-mail address into the outbox, a chunk (page) at a time.
 
     A chunk's refusals are recorded ``failed`` with their reason and the rest ``drafted``, once
     every worker has made its files durable; a worker that fails stops the run with that chunk
     unrecorded (its notices stay where they were, to be drafted again).
 
     The chunks are pipelined: while one chunk's workers draft, this process records the chunk
-    before it and compiles the next one's kinds of notice (:func:`warm_shapes`), which the next
-    workers inherit. Forks happen only between those steps, never during a store statement.
+    before it, reads the next page of candidates (streamed on a connection of its own) and
+    compiles its kinds of notice (:func:`warm_shapes`), which the next workers inherit. Forks
+    happen only between those steps, never during a store statement.
     """
-    mailable = candidates.filter(pl.col("email").is_not_null())
-    done = candidates.height - mailable.height  # planned for post: the fallback list has them
-    chunks = [mailable.slice(at, DRAFT_CHUNK) for at in range(0, mailable.height, DRAFT_CHUNK)]
-    columns = chunks[0].to_dict(as_series=False) if chunks else {}
+    unread = iter(pages)
+    done = 0
+
+    def next_chunk() -> pl.DataFrame | None:
+        nonlocal done
+        for page in unread:
+            report.candidates += page.height
+            mailable = page.filter(pl.col("email").is_not_null())
+            done += page.height - mailable.height  # planned for post: the fallback list has them
+            if mailable.height:
+                return mailable
+        return None
+
+    chunk = next_chunk()
+    columns = chunk.to_dict(as_series=False) if chunk is not None else {}
     finished: tuple[pl.DataFrame, Drafted] | None = None
-    for n, chunk in enumerate(chunks):
+    while chunk is not None:
         running = start_drafting(
             columns, facts, sender.outbox, sender=sender.sender_email, renderer=renderer
         )
@@ -273,18 +288,20 @@ def _draft(
             if finished is not None:
                 done = _record_drafted(store, *finished, report, from_states, done)
                 if progress:
-                    progress(done, candidates.height)
-            if n + 1 < len(chunks):
-                columns = chunks[n + 1].to_dict(as_series=False)
+                    progress(done, max(total, done))
+            following = next_chunk()
+            if following is not None:
+                columns = following.to_dict(as_series=False)
                 warm_shapes(columns, facts, sender=sender.sender_email, renderer=renderer)
             finished = (chunk, running.wait())
         except BaseException:
             running.stop()
             raise
+        chunk = following
     if finished is not None:
         done = _record_drafted(store, *finished, report, from_states, done)
         if progress:
-            progress(done, candidates.height)
+            progress(done, max(total, done))
 
 
 def _record_drafted(
@@ -329,17 +346,20 @@ def _note_incomplete(report: SendReport, refused: Sequence[Outcome]) -> None:
 
 
 def _check_only(
-    rows: pl.DataFrame,
+    pages: Iterable[pl.DataFrame],
+    total: int,
     facts: BreachFacts,
     renderer: NoticeRenderer,
     report: SendReport,
     progress: Progress | None,
 ) -> None:
     done = 0
-    for chunk in _batches(rows, 500):
+    for page in pages:
+        report.candidates += page.height
+        chunk = page.to_dicts()
         prepared = prepare(chunk, facts, renderer)
         report.rendered += len(prepared.ready) + len(prepared.refused)
         _note_incomplete(report, prepared.refused)
         done += len(chunk)
         if progress:
-            progress(done, rows.height)
+            progress(done, max(total, done))
