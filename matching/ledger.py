@@ -92,6 +92,9 @@ def notice_states(store: Store, breach_id: str) -> dict[tuple[str, str], int]:
 # mark-after-send: the answers go in one transaction. Every statement guards on the state it
 # expects, so a stale caller cannot move a notice that something else already moved.
 
+# Oldest first; ``$by_kind``: kind by kind first (the columns a notice's words follow from,
+# with whether a name and hints are present), for a sender whose requests share notices of one
+# shape (notify/senders.py).
 _CANDIDATES = Statement(
     "notices to send",
     """
@@ -103,25 +106,10 @@ _CANDIDATES = Statement(
     JOIN exposure_shapes e
         ON e.breach_id = r.breach_id AND e.kinds = r.kinds AND e.category_mask = r.category_mask
     WHERE n.breach_id = $breach_id AND n.channel = 'email' AND list_contains($states, n.state)
-    ORDER BY n.planned_at, n.notice_id
+    ORDER BY CASE WHEN $by_kind THEN c.language END, CASE WHEN $by_kind THEN e.risk END,
+             CASE WHEN $by_kind THEN e.matched_on END, CASE WHEN $by_kind THEN e.categories END,
+             n.planned_at, n.notice_id
     LIMIT $limit
-    """,
-)
-# _CANDIDATES kind by kind (the columns a notice's words follow from, with whether a name and
-# hints are present), then in ledger order: for a sender whose requests share notices of one
-# shape (notify/senders.py).
-_CANDIDATES_BY_KIND = Statement(
-    "notices to send, kind by kind",
-    """
-    SELECT n.notice_id, n.customer_id, n.channel, n.state, c.language, c.first_name,
-           c.last_name, c.email, e.matched_on, e.categories, e.risk, c.iban_hint, c.phone_hint
-    FROM notices n
-    JOIN customers c ON c.customer_id = n.customer_id
-    JOIN exposure_rows r ON r.breach_id = n.breach_id AND r.customer_no = c.customer_no
-    JOIN exposure_shapes e
-        ON e.breach_id = r.breach_id AND e.kinds = r.kinds AND e.category_mask = r.category_mask
-    WHERE n.breach_id = $breach_id AND n.channel = 'email' AND list_contains($states, n.state)
-    ORDER BY c.language, e.risk, e.matched_on, e.categories, n.planned_at, n.notice_id
     """,
 )
 # The e-mail notices in one of the states, for progress (a notice whose customer or exposure
@@ -324,7 +312,7 @@ def send_candidates(
         first = store.frame(_FIRST_CANDIDATES, params)
         if first.height and first.height == first["picked"][0]:
             return first.drop("picked")
-    return store.frame(_CANDIDATES, params)
+    return store.frame(_CANDIDATES, {**params, "by_kind": False})
 
 
 def candidate_pages(
@@ -352,11 +340,8 @@ def candidate_pages(
         for start in range(0, frame.height, rows):
             yield frame.slice(start, rows)
         return
-    params = {"breach_id": breach_id, "states": list(states), "limit": 2**62}
-    if by_kind:
-        del params["limit"]
-    statement = _CANDIDATES_BY_KIND if by_kind else _CANDIDATES
-    yield from store.frames(statement, params, rows=rows, apart=apart)
+    params = {"breach_id": breach_id, "states": list(states), "limit": 2**62, "by_kind": by_kind}
+    yield from store.frames(_CANDIDATES, params, rows=rows, apart=apart)
 
 
 def count_candidates(

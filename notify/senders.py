@@ -157,22 +157,30 @@ class OutboxSender:
         return SendResult(tuple(outcomes))
 
 
-def build_payload(item: OutgoingNotice, sender_email: str, sender_name: str) -> dict[str, Any]:
-    """The v3 request body of one notice, through the library's own helpers.
-
-    Tracking is off: open tracking would add an image and click tracking rewrite links, and a
-    notice promises neither. Only the random notice id goes in ``custom_args``.
-    """
+def _without_tracking(mail: Any) -> dict[str, Any]:
+    """The request body of ``mail`` (a library ``Mail``) with open, click and subscription
+    tracking off: open tracking would add an image and click tracking rewrite links, and a
+    notice promises neither."""
     from sendgrid.helpers.mail import (
         ClickTracking,
-        CustomArg,
-        Email,
-        Mail,
         OpenTracking,
         SubscriptionTracking,
-        To,
         TrackingSettings,
     )
+
+    tracking = TrackingSettings()
+    tracking.click_tracking = ClickTracking(False, False)
+    tracking.open_tracking = OpenTracking(False)
+    tracking.subscription_tracking = SubscriptionTracking(False)
+    mail.tracking_settings = tracking
+    body: dict[str, Any] = mail.get()
+    return body
+
+
+def build_payload(item: OutgoingNotice, sender_email: str, sender_name: str) -> dict[str, Any]:
+    """The v3 request body of one notice, through the library's own helpers: tracking off
+    (:func:`_without_tracking`), only the random notice id in ``custom_args``."""
+    from sendgrid.helpers.mail import CustomArg, Email, Mail, To
 
     mail = Mail(
         from_email=Email(sender_email, sender_name),
@@ -182,13 +190,7 @@ def build_payload(item: OutgoingNotice, sender_email: str, sender_name: str) -> 
         html_content=item.notice.html,
     )
     mail.custom_arg = CustomArg("notice_id", item.notice_id)
-    tracking = TrackingSettings()
-    tracking.click_tracking = ClickTracking(False, False)
-    tracking.open_tracking = OpenTracking(False)
-    tracking.subscription_tracking = SubscriptionTracking(False)
-    mail.tracking_settings = tracking
-    body: dict[str, Any] = mail.get()
-    return body
+    return _without_tracking(mail)
 
 
 def _tag(token: str, slot: str, html: bool) -> str:
@@ -226,21 +228,10 @@ def shape_payload(
     The shape's words go once, with :func:`_tag` where each value goes; each notice is one
     personalization: its address, its values by tag, and its random notice id in
     ``custom_args`` (nothing else there). The caller checked that each notice is provably its
-    shape filled and that its substitutions exist (:func:`_substitutions`). Tracking off, as
-    in :func:`build_payload`.
+    shape filled and that its substitutions exist (:func:`_substitutions`). Tracking off
+    (:func:`_without_tracking`).
     """
-    from sendgrid.helpers.mail import (
-        ClickTracking,
-        CustomArg,
-        Email,
-        Mail,
-        OpenTracking,
-        Personalization,
-        SubscriptionTracking,
-        Substitution,
-        To,
-        TrackingSettings,
-    )
+    from sendgrid.helpers.mail import CustomArg, Email, Mail, Personalization, Substitution, To
 
     first = items[0].notice
     built = as_built(first)
@@ -263,13 +254,7 @@ def shape_payload(
             person.add_substitution(Substitution(key, value))
         person.add_custom_arg(CustomArg("notice_id", item.notice_id))
         mail.add_personalization(person, index=n)  # in order: the default index 0 prepends
-    tracking = TrackingSettings()
-    tracking.click_tracking = ClickTracking(False, False)
-    tracking.open_tracking = OpenTracking(False)
-    tracking.subscription_tracking = SubscriptionTracking(False)
-    mail.tracking_settings = tracking
-    body: dict[str, Any] = mail.get()
-    return body
+    return _without_tracking(mail)
 
 
 def _address_key(to: str) -> str:
