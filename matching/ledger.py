@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +13,6 @@ from matching.store import Store
 
 __all__ = [
     "KIND_COLUMNS",
-    "candidate_pages",
-    "count_candidates",
     "delivery_counts",
     "fallback_rows",
     "fold_input",
@@ -92,9 +90,9 @@ def notice_states(store: Store, breach_id: str) -> dict[tuple[str, str], int]:
 # mark-after-send: the answers go in one transaction. Every statement guards on the state it
 # expects, so a stale caller cannot move a notice that something else already moved.
 
-# Oldest first; ``$by_kind``: kind by kind first (the columns a notice's words follow from,
-# with whether a name and hints are present), for a sender whose requests share notices of one
-# shape (notify/senders.py).
+# Oldest first; ``$by_kind``: kind by kind first (KIND_COLUMNS), for a sender whose requests
+# share notices of one shape (notify/senders.py). Ordered here rather than in the frame: a
+# polars sort of the 20 M store's 5.41 M candidates held a second copy (5.09 GB peak).
 _CANDIDATES = Statement(
     "notices to send",
     """
@@ -110,15 +108,6 @@ _CANDIDATES = Statement(
              CASE WHEN $by_kind THEN e.matched_on END, CASE WHEN $by_kind THEN e.categories END,
              n.planned_at, n.notice_id
     LIMIT $limit
-    """,
-)
-# The e-mail notices in one of the states, for progress (a notice whose customer or exposure
-# is gone is counted here and not sent: it is not a candidate).
-_CANDIDATE_COUNT = Statement(
-    "count the notices to send",
-    """
-    SELECT count(*) FROM notices
-    WHERE breach_id = $breach_id AND channel = 'email' AND list_contains($states, state)
     """,
 )
 # The first ``limit`` candidates, picked from the notices alone before any join: the joins then
@@ -299,58 +288,32 @@ _FOLDED_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 
 
 def send_candidates(
-    store: Store, breach_id: str, states: Sequence[str], limit: int | None = None
+    store: Store,
+    breach_id: str,
+    states: Sequence[str],
+    limit: int | None = None,
+    *,
+    by_kind: bool = False,
 ) -> pl.DataFrame:
     """E-mail notices in one of ``states`` with their context, oldest first, at most ``limit``.
 
     With a limit, the notices are picked before they are joined (:data:`_FIRST_CANDIDATES`);
     if a picked notice drops out of the joins (its customer or exposure is gone), or none is
     picked, the whole query answers instead, so the rows are the same either way.
+    ``by_kind``: the same rows with the notices of one kind (:data:`KIND_COLUMNS`) side by
+    side, in ledger order within a kind.
     """
     params = {"breach_id": breach_id, "states": list(states), "limit": limit if limit else 2**62}
     if limit:
         first = store.frame(_FIRST_CANDIDATES, params)
         if first.height and first.height == first["picked"][0]:
-            return first.drop("picked")
-    return store.frame(_CANDIDATES, {**params, "by_kind": False})
-
-
-def candidate_pages(
-    store: Store,
-    breach_id: str,
-    states: Sequence[str],
-    limit: int | None = None,
-    *,
-    rows: int,
-    by_kind: bool = False,
-    apart: bool = True,
-) -> Generator[pl.DataFrame, None, None]:
-    """:func:`send_candidates` a page of at most ``rows`` at a time: without a limit, streamed
-    from DuckDB (5.4 M candidates as one frame peaked at 3.6 GB), read ``apart`` from the
-    store's connection so that each page's notices can be recorded before the next is read
-    (:meth:`matching.store.Store.frames`); with one, its frame cut in pages.
-
-    ``by_kind``: notices of one kind side by side (:data:`KIND_COLUMNS`), in ledger order within
-    a kind, instead of ledger order.
-    """
-    if limit:
-        frame = send_candidates(store, breach_id, states, limit)
+            frame = first.drop("picked")
+        else:
+            frame = store.frame(_CANDIDATES, {**params, "by_kind": False})
         if by_kind:
-            frame = frame.sort(list(KIND_COLUMNS), maintain_order=True, nulls_last=True)
-        for start in range(0, frame.height, rows):
-            yield frame.slice(start, rows)
-        return
-    params = {"breach_id": breach_id, "states": list(states), "limit": 2**62, "by_kind": by_kind}
-    yield from store.frames(_CANDIDATES, params, rows=rows, apart=apart)
-
-
-def count_candidates(
-    store: Store, breach_id: str, states: Sequence[str], limit: int | None = None
-) -> int:
-    """How many notices :func:`candidate_pages` should give (for progress): e-mail notices in
-    ``states``, at most ``limit``."""
-    count = int(store.scalar(_CANDIDATE_COUNT, {"breach_id": breach_id, "states": list(states)}))
-    return min(count, limit) if limit else count
+            return frame.sort(list(KIND_COLUMNS), maintain_order=True, nulls_last=True)
+        return frame
+    return store.frame(_CANDIDATES, {**params, "by_kind": by_kind})
 
 
 def mark_sending(

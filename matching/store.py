@@ -39,12 +39,6 @@ class StoreError(TerminalError):
         )
 
 
-def _frame(table: pa.Table) -> pl.DataFrame:
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
-
-
 class Store:
     """A leakwatch DuckDB file. One writing process at a time (DuckDB's own file lock)."""
 
@@ -121,45 +115,6 @@ class Store:
             yield from reader
         except duckdb.Error as exc:
             raise StoreError(statement, exc) from None
-
-    def frames(
-        self,
-        statement: Statement,
-        params: Mapping[str, Any] | None = None,
-        *,
-        rows: int,
-        apart: bool = False,
-    ) -> Iterator[pl.DataFrame]:
-        """Execute a query and stream its result as polars frames of at most ``rows`` rows:
-        memory holds DuckDB's own (within its cap) and one frame, not the whole result.
-
-        ``apart``: read on a connection of its own, so that statements may run on this one
-        between frames; the stream then reads the store as last committed when it began (not
-        this connection's open transaction). Otherwise no statement may run on this store
-        until the stream is done.
-        """
-        con = self.con.cursor() if apart else self.con
-        try:
-            reader: pa.RecordBatchReader = con.sql(
-                statement.text, params=dict(params) if params else None
-            ).to_arrow_reader(rows)
-            pending: list[pa.RecordBatch] = []
-            held = 0
-            for batch in reader:  # batches come in DuckDB's sizes: regrouped to ``rows``
-                pending.append(batch)
-                held += batch.num_rows
-                while held >= rows:
-                    table = pa.Table.from_batches(pending)
-                    yield _frame(table.slice(0, rows))
-                    rest = table.slice(rows)
-                    pending, held = rest.to_batches(), rest.num_rows
-            if held:
-                yield _frame(pa.Table.from_batches(pending, schema=reader.schema))
-        except duckdb.Error as exc:
-            raise StoreError(statement, exc) from None
-        finally:
-            if apart:
-                con.close()
 
     def scalar(self, statement: Statement, params: Mapping[str, Any] | None = None) -> Any:
         result = self.rows(statement, params)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -48,7 +48,6 @@ __all__ = ["AmbiguousNoticesError", "SendReport", "prepare", "send_notices"]
 Progress = Callable[[int, int], None]  # (notices done, total)
 # Outbox drafts recorded together: each chunk's workers start once, and progress shows per chunk.
 DRAFT_CHUNK = 20_000
-_CHECK_BATCH = 500  # notices rendered and checked at a time by a dry run
 
 
 class AmbiguousNoticesError(TerminalError):
@@ -113,6 +112,13 @@ def prepare(
     return _Prepared(ready, refused)
 
 
+def _batches(rows: pl.DataFrame, size: int) -> Iterator[list[dict[str, object]]]:
+    """The rows a batch at a time, as dicts: only one batch's dicts exist at once (5.68 M
+    candidates as dicts would take gigabytes)."""
+    for start in range(0, rows.height, size):
+        yield rows.slice(start, size).to_dicts()
+
+
 def _record(store: Store, outcomes: Sequence[Outcome], from_states: Sequence[str]) -> None:
     ledger.record_outcomes(
         store,
@@ -163,13 +169,9 @@ def send_notices(
     if dry_run:
         with contextlib.suppress(_DryRun), store.transaction():
             report.planned = ledger.plan_notices_in_transaction(store, breach_id)
-            total = ledger.count_candidates(store, breach_id, PRE_SEND, limit)
-            # On this connection: the notices just planned are in its open transaction only.
-            pages = ledger.candidate_pages(
-                store, breach_id, PRE_SEND, limit, rows=_CHECK_BATCH, apart=False
-            )
-            with contextlib.closing(pages):
-                _check_only(pages, total, facts, renderer, report, progress)
+            rows = ledger.send_candidates(store, breach_id, PRE_SEND, limit)
+            report.candidates = rows.height
+            _check_only(rows, facts, renderer, report, progress)
             raise _DryRun
         report.ambiguous = ledger.unresolved_notices(store, breach_id)
         return report
@@ -177,23 +179,14 @@ def send_notices(
     report.planned = ledger.plan_notices(store, breach_id)
     unresolved = resolve_unresolved(store, breach_id)
     from_states = (*PRE_SEND, "ambiguous") if resend_ambiguous else PRE_SEND
-    total = ledger.count_candidates(store, breach_id, from_states, limit)
+    # A sender whose requests share notices of one shape gets them kind by kind (below).
+    by_kind = sender.min_batch > 1
+    candidates = ledger.send_candidates(store, breach_id, from_states, limit, by_kind=by_kind)
+    report.candidates = candidates.height
     if isinstance(sender, OutboxSender):
-        pages = ledger.candidate_pages(store, breach_id, from_states, limit, rows=DRAFT_CHUNK)
-        with contextlib.closing(pages):  # the stream's connection, whatever happens
-            _draft(store, pages, total, facts, sender, renderer, report, from_states, progress)
+        _draft(store, candidates, facts, sender, renderer, report, from_states, progress)
     else:
-        # A sender whose requests share notices of one shape gets batches of at least its
-        # min_batch, with the notices of one kind side by side (the shape follows from the
-        # kind, and from which of the name and hints a customer has). A batch costs two ledger
-        # statements whatever its size (~0.15-0.35 s each against 5.68 M notices, measured from
-        # 1 000 to 5 000 notices), so larger batches also spare the ledger.
-        size = max(batch_size, sender.min_batch)
-        pages = ledger.candidate_pages(
-            store, breach_id, from_states, limit, rows=size, by_kind=sender.min_batch > 1
-        )
-        with contextlib.closing(pages):
-            _send(store, pages, total, facts, sender, renderer, report, from_states, progress)
+        _send(store, candidates, facts, sender, renderer, report, from_states, batch_size, progress)
     if not resend_ambiguous:
         report.ambiguous = sorted(set(unresolved) | set(report.ambiguous))
     return report
@@ -201,22 +194,27 @@ def send_notices(
 
 def _send(
     store: Store,
-    pages: Iterable[pl.DataFrame],
-    total: int,
+    candidates: pl.DataFrame,
     facts: BreachFacts,
     sender: Sender,
     renderer: NoticeRenderer,
     report: SendReport,
     from_states: Sequence[str],
+    batch_size: int,
     progress: Progress | None,
 ) -> None:
-    """Per batch (a page of candidates): render and check, record ``sending`` first where the
-    sender needs it, send, record the answers. Raises the sender's halt once the batch's
-    answers are recorded."""
+    """Per batch: render and check, record ``sending`` first where the sender needs it, send,
+    record the answers. Raises the sender's halt once the batch's answers are recorded.
+
+    A sender whose requests carry several notices of one shape gets batches of at least its
+    ``min_batch`` (the candidates come kind by kind for it: the shape follows from the kind,
+    and from which of the name and hints a customer has). A batch costs two ledger statements
+    whatever its size (~0.15-0.35 s each against 5.68 M notices, measured from 1 000 to 5 000
+    notices), so larger batches also spare the ledger.
+    """
+    batch_size = max(batch_size, sender.min_batch)
     done = 0
-    for page in pages:
-        report.candidates += page.height
-        chunk = page.to_dicts()
+    for chunk in _batches(candidates, batch_size):
         prepared = prepare(chunk, facts, renderer)
         report.rendered += len(prepared.ready) + len(prepared.refused)
         _note_incomplete(report, prepared.refused)
@@ -237,15 +235,14 @@ def _send(
         report.retries += result.retries
         done += len(chunk)
         if progress:
-            progress(done, max(total, done))
+            progress(done, candidates.height)
         if result.halt is not None:
             raise result.halt
 
 
 def _draft(
     store: Store,
-    pages: Iterable[pl.DataFrame],
-    total: int,
+    candidates: pl.DataFrame,
     facts: BreachFacts,
     sender: OutboxSender,
     renderer: NoticeRenderer,
@@ -253,34 +250,22 @@ def _draft(
     from_states: Sequence[str],
     progress: Progress | None,
 ) -> None:
-    """Draft the candidates with an e-mail address into the outbox, a chunk (page) at a time.
+    """Draft the candidates with an e-mail address into the outbox, a chunk at a time.
 
     A chunk's refusals are recorded ``failed`` with their reason and the rest ``drafted``, once
     every worker has made its files durable; a worker that fails stops the run with that chunk
     unrecorded (its notices stay where they were, to be drafted again).
 
     The chunks are pipelined: while one chunk's workers draft, this process records the chunk
-    before it, reads the next page of candidates (streamed on a connection of its own) and
-    compiles its kinds of notice (:func:`warm_shapes`), which the next workers inherit. Forks
-    happen only between those steps, never during a store statement.
+    before it and compiles the next one's kinds of notice (:func:`warm_shapes`), which the next
+    workers inherit. Forks happen only between those steps, never during a store statement.
     """
-    unread = iter(pages)
-    done = 0
-
-    def next_chunk() -> pl.DataFrame | None:
-        nonlocal done
-        for page in unread:
-            report.candidates += page.height
-            mailable = page.filter(pl.col("email").is_not_null())
-            done += page.height - mailable.height  # planned for post: the fallback list has them
-            if mailable.height:
-                return mailable
-        return None
-
-    chunk = next_chunk()
-    columns = chunk.to_dict(as_series=False) if chunk is not None else {}
+    mailable = candidates.filter(pl.col("email").is_not_null())
+    done = candidates.height - mailable.height  # planned for post: the fallback list has them
+    chunks = [mailable.slice(at, DRAFT_CHUNK) for at in range(0, mailable.height, DRAFT_CHUNK)]
+    columns = chunks[0].to_dict(as_series=False) if chunks else {}
     finished: tuple[pl.DataFrame, Drafted] | None = None
-    while chunk is not None:
+    for n, chunk in enumerate(chunks):
         running = start_drafting(
             columns, facts, sender.outbox, sender=sender.sender_email, renderer=renderer
         )
@@ -288,20 +273,18 @@ def _draft(
             if finished is not None:
                 done = _record_drafted(store, *finished, report, from_states, done)
                 if progress:
-                    progress(done, max(total, done))
-            following = next_chunk()
-            if following is not None:
-                columns = following.to_dict(as_series=False)
+                    progress(done, candidates.height)
+            if n + 1 < len(chunks):
+                columns = chunks[n + 1].to_dict(as_series=False)
                 warm_shapes(columns, facts, sender=sender.sender_email, renderer=renderer)
             finished = (chunk, running.wait())
         except BaseException:
             running.stop()
             raise
-        chunk = following
     if finished is not None:
         done = _record_drafted(store, *finished, report, from_states, done)
         if progress:
-            progress(done, max(total, done))
+            progress(done, candidates.height)
 
 
 def _record_drafted(
@@ -346,20 +329,17 @@ def _note_incomplete(report: SendReport, refused: Sequence[Outcome]) -> None:
 
 
 def _check_only(
-    pages: Iterable[pl.DataFrame],
-    total: int,
+    rows: pl.DataFrame,
     facts: BreachFacts,
     renderer: NoticeRenderer,
     report: SendReport,
     progress: Progress | None,
 ) -> None:
     done = 0
-    for page in pages:
-        report.candidates += page.height
-        chunk = page.to_dicts()
+    for chunk in _batches(rows, 500):
         prepared = prepare(chunk, facts, renderer)
         report.rendered += len(prepared.ready) + len(prepared.refused)
         _note_incomplete(report, prepared.refused)
         done += len(chunk)
         if progress:
-            progress(done, max(total, done))
+            progress(done, rows.height)

@@ -41,17 +41,6 @@ def test_a_reopened_store_answers_a_frame_and_a_stream_first(tmp_path: Path) -> 
         assert store.frame(first).height == 1
 
 
-def test_frames_stream_a_result_in_frames_of_the_size_asked(tmp_path: Path) -> None:
-    every = Statement("every", "SELECT range AS n, 'v' || range AS v FROM range(10000) ORDER BY n")
-    with Store(tmp_path / "s.duckdb") as store:
-        whole = store.frame(every)
-        for apart in (False, True):
-            frames = list(store.frames(every, rows=3000, apart=apart))
-            assert [f.height for f in frames] == [3000, 3000, 3000, 1000]
-            assert pl.concat(frames).equals(whole)
-        assert list(store.frames(Statement("none", "SELECT 1 AS n WHERE false"), rows=5)) == []
-
-
 def test_second_writer_process_is_told_to_wait(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     with Store(path):

@@ -8,7 +8,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import duckdb
-import polars as pl
 import pytest
 from notify_world import World, build_world, ledger
 
@@ -287,49 +286,25 @@ def test_a_picked_notice_whose_exposure_is_gone_is_replaced_by_the_next(world: W
     assert gone not in got["customer_id"].to_list()
 
 
-def test_candidate_pages_are_the_candidates_page_by_page(world: World) -> None:
-    """Streamed (no limit) or cut from the limited frame, pages hold the candidates in order;
-    by kind, the same rows with each kind's notices side by side, in ledger order."""
+def test_candidates_kind_by_kind_are_the_same_rows_each_kind_together(world: World) -> None:
+    """For shared SendGrid requests: the candidates, each kind's notices side by side, in
+    ledger order within a kind; with a limit, the same first notices so ordered."""
     with open_store(world.settings) as store:
         ledger_mod.plan_notices(store, world.breach_id)
         every = ledger_mod.send_candidates(store, world.breach_id, ["planned"])
         for limit in (None, 30):
-            pages = list(
-                ledger_mod.candidate_pages(store, world.breach_id, ["planned"], limit, rows=7)
-            )
             expected = every.head(limit) if limit else every
-            assert [p.height for p in pages[:-1]] == [7] * (len(pages) - 1)
-            assert 0 < pages[-1].height <= 7
-            assert pl.concat(pages).equals(expected)
-            by_kind = pl.concat(
-                ledger_mod.candidate_pages(
-                    store, world.breach_id, ["planned"], limit, rows=7, by_kind=True
-                )
+            got = ledger_mod.send_candidates(
+                store, world.breach_id, ["planned"], limit, by_kind=True
             )
-            assert sorted(by_kind["notice_id"]) == sorted(expected["notice_id"])
-            kinds = list(zip(*(by_kind[c] for c in ledger_mod.KIND_COLUMNS), strict=True))
+            assert sorted(got.rows()) == sorted(expected.rows())
+            kinds = list(zip(*(got[c] for c in ledger_mod.KIND_COLUMNS), strict=True))
             runs = [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k]
-            assert len(runs) == len(set(kinds))  # each kind in one run
+            assert len(runs) == len(set(kinds)) > 1  # each kind in one run
             order = {n: i for i, n in enumerate(expected["notice_id"])}
             for kind in set(kinds):
-                ids = [n for n, k in zip(by_kind["notice_id"], kinds, strict=True) if k == kind]
+                ids = [n for n, k in zip(got["notice_id"], kinds, strict=True) if k == kind]
                 assert ids == sorted(ids, key=order.__getitem__)
-        assert ledger_mod.count_candidates(store, world.breach_id, ["planned"]) == every.height
-
-
-def test_a_stream_apart_goes_on_while_its_notices_are_recorded(world: World) -> None:
-    """Each page's notices are marked on the store's connection while the stream, on its own,
-    gives the next pages: every candidate once, read as committed when the stream began."""
-    with open_store(world.settings) as store:
-        ledger_mod.plan_notices(store, world.breach_id)
-        every = ledger_mod.send_candidates(store, world.breach_id, ["planned"])
-        seen: list[str] = []
-        for page in ledger_mod.candidate_pages(store, world.breach_id, ["planned"], rows=5):
-            ids = page["notice_id"].to_list()
-            assert sorted(ledger_mod.mark_sending(store, ids, "b", ["planned"])) == sorted(ids)
-            seen += ids
-        assert seen == every["notice_id"].to_list()
-        assert ledger_mod.send_candidates(store, world.breach_id, ["planned"]).height == 0
 
 
 def test_planning_counts_the_notices_it_adds(world: World) -> None:
