@@ -221,14 +221,18 @@ def _substitutions(
 
 
 def shape_payload(
-    items: Sequence[OutgoingNotice], sender_email: str, sender_name: str, token: str
+    items: Sequence[OutgoingNotice],
+    values: Sequence[Mapping[str, str]],
+    sender_email: str,
+    sender_name: str,
+    token: str,
 ) -> dict[str, Any]:
     """The v3 request body of notices that share one shape and subject, through the library.
 
     The shape's words go once, with :func:`_tag` where each value goes; each notice is one
-    personalization: its address, its values by tag, and its random notice id in
-    ``custom_args`` (nothing else there). The caller checked that each notice is provably its
-    shape filled and that its substitutions exist (:func:`_substitutions`). Tracking off
+    personalization: its address, its values by tag (``values``, in the order of ``items``:
+    :func:`_substitutions` of each), and its random notice id in ``custom_args`` (nothing else
+    there). The caller checked that each notice is provably its shape filled. Tracking off
     (:func:`_without_tracking`).
     """
     from sendgrid.helpers.mail import CustomArg, Email, Mail, Personalization, Substitution, To
@@ -243,14 +247,10 @@ def shape_payload(
         plain_text_content=_tagged(shape.text, token, False),
         html_content=_tagged(shape.html, token, True),
     )
-    for n, item in enumerate(items):
-        item_built = as_built(item.notice)
-        assert item_built is not None and item_built[0] is shape
-        values = _substitutions(shape, item_built[1], token)
-        assert values is not None
+    for n, (item, substitutions) in enumerate(zip(items, values, strict=True)):
         person = Personalization()
         person.add_to(To(item.to))
-        for key, value in values.items():
+        for key, value in substitutions.items():
             person.add_substitution(Substitution(key, value))
         person.add_custom_arg(CustomArg("notice_id", item.notice_id))
         mail.add_personalization(person, index=n)  # in order: the default index 0 prepends
@@ -346,6 +346,8 @@ def _error_fields(body: Any) -> str:
 
 @dataclass
 class _Run:
+    # Each shared notice's substitutions by notice id, made once when the batch is planned.
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
     halted: threading.Event = field(default_factory=threading.Event)
     halt: TerminalError | None = None
     retries: int = 0
@@ -418,7 +420,7 @@ class SendGridSender:
 
     def send(self, batch: Sequence[OutgoingNotice]) -> SendResult:
         run = _Run()
-        requests = self._plan(batch)
+        requests = self._plan(batch, run.values)
         if self.concurrency == 1 or len(requests) <= 1:
             answers = [self._send_request(items, run) for items in requests]
         else:
@@ -428,9 +430,12 @@ class SendGridSender:
         outcomes = tuple(by_notice[item.notice_id] for item in batch)
         return SendResult(outcomes, halt=run.halt, retries=run.retries)
 
-    def _plan(self, batch: Sequence[OutgoingNotice]) -> list[list[OutgoingNotice]]:
+    def _plan(
+        self, batch: Sequence[OutgoingNotice], values: dict[str, dict[str, str]]
+    ) -> list[list[OutgoingNotice]]:
         """The batch as requests: notices sharing a shape and subject together (in batch
-        order, at most ``per_request`` a request), every other notice alone."""
+        order, at most ``per_request`` a request), every other notice alone. Puts each shared
+        notice's substitutions in ``values``."""
         if self.per_request == 1:
             return [[item] for item in batch]
         alone: list[list[OutgoingNotice]] = []
@@ -439,7 +444,8 @@ class SendGridSender:
         start = f"[lw-{self._token}"
         for item in batch:
             built = as_built(item.notice)
-            if built is None or _substitutions(built[0], built[1], self._token) is None:
+            found = None if built is None else _substitutions(*built, self._token)
+            if built is None or found is None:
                 alone.append([item])
                 continue
             key = (built[0], item.notice.subject)
@@ -449,13 +455,15 @@ class SendGridSender:
             if not clean[key]:
                 alone.append([item])
                 continue
+            values[item.notice_id] = found
             groups.setdefault(key, []).append(item)
         return alone + _requests(list(groups.values()), self.per_request)
 
-    def _payload(self, items: Sequence[OutgoingNotice]) -> dict[str, Any]:
+    def _payload(self, items: Sequence[OutgoingNotice], run: _Run) -> dict[str, Any]:
         if len(items) == 1:
             return build_payload(items[0], self.sender_email, self.sender_name)
-        return shape_payload(items, self.sender_email, self.sender_name, self._token)
+        values = [run.values[item.notice_id] for item in items]
+        return shape_payload(items, values, self.sender_email, self.sender_name, self._token)
 
     def _retry(self, run: _Run, attempt: int, wait: float) -> bool:
         if attempt + 1 >= self.max_attempts:
@@ -473,7 +481,7 @@ class SendGridSender:
         done: list[Outcome] = []
         while items:
             try:
-                payload = self._payload(items)
+                payload = self._payload(items, run)
             except (ValueError, KeyError, TypeError, AttributeError):
                 # The library could not make a request of an address (it parses each one).
                 if len(items) == 1:
