@@ -81,6 +81,25 @@ OutcomeState = Literal["accepted", "drafted", "failed", "ambiguous", "unsent"]
 _FIELD = re.compile(r"[A-Za-z0-9_.\[\]-]{1,80}")
 
 
+class _UnreadableAddress(Exception):
+    """The library reads no address in a notice's recipient: it would fail on it later, in
+    ``Mail.get()``. Carries the random notice id only."""
+
+    def __init__(self, notice_id: str) -> None:
+        super().__init__(notice_id)
+        self.notice_id = notice_id
+
+
+def _to(item: OutgoingNotice) -> Any:
+    """The library's ``To`` for the notice's recipient; raises :class:`_UnreadableAddress`."""
+    from sendgrid.helpers.mail import To
+
+    to = To(item.to)
+    if not to.email:
+        raise _UnreadableAddress(item.notice_id)
+    return to
+
+
 class SendGridAuthError(ConfigError):
     """SendGrid refused the API key (401/403): the run halts. The key is never shown."""
 
@@ -180,11 +199,11 @@ def _without_tracking(mail: Any) -> dict[str, Any]:
 def build_payload(item: OutgoingNotice, sender_email: str, sender_name: str) -> dict[str, Any]:
     """The v3 request body of one notice, through the library's own helpers: tracking off
     (:func:`_without_tracking`), only the random notice id in ``custom_args``."""
-    from sendgrid.helpers.mail import CustomArg, Email, Mail, To
+    from sendgrid.helpers.mail import CustomArg, Email, Mail
 
     mail = Mail(
         from_email=Email(sender_email, sender_name),
-        to_emails=To(item.to),
+        to_emails=_to(item),
         subject=item.notice.subject,
         plain_text_content=item.notice.text,
         html_content=item.notice.html,
@@ -193,10 +212,15 @@ def build_payload(item: OutgoingNotice, sender_email: str, sender_name: str) -> 
     return _without_tracking(mail)
 
 
+def _tag_start(token: str) -> str:
+    """How every substitution tag of ``token`` begins: words or values holding it go alone."""
+    return f"[lw-{token}"
+
+
 def _tag(token: str, slot: str, html: bool) -> str:
     """The substitution tag of ``slot`` in one request's text (or HTML, whose values are
     escaped): ``token`` is random per sender, so no notice's words or values hold it."""
-    return f"[lw-{token}-{slot}-{'h' if html else 't'}]"
+    return f"{_tag_start(token)}-{slot}-{'h' if html else 't'}]"
 
 
 def _tagged(parts: tuple[str, ...], token: str, html: bool) -> str:
@@ -212,7 +236,7 @@ def _substitutions(
     escaped = escaped_values(fills)
     found = {_tag(token, slot, False): fills[slot] for slot in shape.text[1::2]}
     found.update({_tag(token, slot, True): escaped[slot] for slot in shape.html[1::2]})
-    start = f"[lw-{token}"
+    start = _tag_start(token)
     if any(start in value for value in found.values()):
         return None
     if len(json.dumps(found)) > SUBSTITUTIONS_MAX:
@@ -235,7 +259,7 @@ def shape_payload(
     there). The caller checked that each notice is provably its shape filled. Tracking off
     (:func:`_without_tracking`).
     """
-    from sendgrid.helpers.mail import CustomArg, Email, Mail, Personalization, Substitution, To
+    from sendgrid.helpers.mail import CustomArg, Email, Mail, Personalization, Substitution
 
     first = items[0].notice
     built = as_built(first)
@@ -249,7 +273,7 @@ def shape_payload(
     )
     for n, (item, substitutions) in enumerate(zip(items, values, strict=True)):
         person = Personalization()
-        person.add_to(To(item.to))
+        person.add_to(_to(item))
         for key, value in substitutions.items():
             person.add_substitution(Substitution(key, value))
         person.add_custom_arg(CustomArg("notice_id", item.notice_id))
@@ -441,7 +465,7 @@ class SendGridSender:
         alone: list[list[OutgoingNotice]] = []
         groups: dict[tuple[NoticeShape, str], list[OutgoingNotice]] = {}
         clean: dict[tuple[NoticeShape, str], bool] = {}  # no tag in the words nor the subject
-        start = f"[lw-{self._token}"
+        start = _tag_start(self._token)
         for item in batch:
             built = as_built(item.notice)
             found = None if built is None else _substitutions(*built, self._token)
@@ -482,13 +506,10 @@ class SendGridSender:
         while items:
             try:
                 payload = self._payload(items, run)
-            except (ValueError, KeyError, TypeError, AttributeError):
-                # The library could not make a request of an address (it parses each one).
-                if len(items) == 1:
-                    return [*done, *_all(items, "failed", reason="address not accepted")]
-                for item in items:
-                    done += self._send_request([item], run)
-                return done
+            except _UnreadableAddress as exc:  # that notice fails; the others go on
+                done.append(Outcome(exc.notice_id, "failed", reason="address not accepted"))
+                items = [item for item in items if item.notice_id != exc.notice_id]
+                continue
             reason = "not tried"
             for attempt in range(self.max_attempts):
                 if run.halted.is_set():

@@ -234,16 +234,20 @@ def test_the_send_loop_groups_a_breach_by_kind_exactly_once(
 
 
 def test_an_address_the_library_cannot_read_fails_alone(fake: FakeSendGrid) -> None:
-    notices = [_notice(n) for n in range(3)]
+    notices = [_notice(n) for n in range(4)]
     notices[1] = replace(notices[1], to="pas-une-adresse")
-    result = _sender(fake).send(notices)
-    assert [(o.state, o.reason) for o in result.outcomes] == [
-        ("accepted", None),
-        ("failed", "address not accepted"),
-        ("accepted", None),
-    ]
+    notices[3] = replace(notices[3], to="deux@arobases@example.org")
+    for per_request in (1000, 1):
+        result = _sender(fake, per_request=per_request).send(notices)
+        assert [(o.state, o.reason) for o in result.outcomes] == [
+            ("accepted", None),
+            ("failed", "address not accepted"),
+            ("accepted", None),
+            ("failed", "address not accepted"),
+        ]
+    # Shared: the two others still in one request; one each: two requests.
+    assert [len(json.loads(r.body)["personalizations"]) for r in fake.requests] == [2, 1, 1]
     assert all(r.status == 202 for r in fake.requests)
-    _reads_as_rendered(fake, [notices[0], notices[2]])
 
 
 def test_the_send_loop_fills_every_request_in_flight(world: World, fake: FakeSendGrid) -> None:
