@@ -2,10 +2,10 @@
 
 For tests and the demo; nothing leaves the machine. It validates payloads as v3 does (the
 rules we rely on), answers 202 with an ``X-Message-Id``, 400 with SendGrid's error list, 401 for
-a wrong key, and makes each recipient's message as SendGrid would (its personalization's
-substitutions replaced in the subject and every content: :meth:`FakeSendGrid.delivered`), and, from a queue of scripted faults, 429 with ``X-RateLimit-Reset``, 5xx, a stall
+a wrong key, and, from a queue of scripted faults, 429 with ``X-RateLimit-Reset``, 5xx, a stall
 (the message is accepted, the answer comes too late for the client) or a dropped connection
-after accepting. It records every request and every accepted message, and posts signed Event
+after accepting. It makes each recipient's message as SendGrid would, its personalization's
+substitutions replaced in the subject and every content (:meth:`FakeSendGrid.delivered`). It records every request and every accepted message, and posts signed Event
 Webhook batches (its own ECDSA P-256 key) — repeated, shuffled or re-identified on demand.
 """
 
