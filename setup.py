@@ -23,5 +23,10 @@ setup(
             sources=["matching/_bits.c"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         ),
+        Extension(
+            "notify._files",
+            sources=["notify/_files.c"],
+            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        ),
     ]
 )

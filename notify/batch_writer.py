@@ -1,5 +1,6 @@
 """Writing batches of files into one folder durably and atomically, one batch at a time or as a
-stream synced in the background (standard library only).
+stream synced and named in the background (standard library, and ``notify/_files.c`` where it
+was built).
 
 Errors name the failed step and its errno, never a file name or a byte of data: names are
 notice ids, data notices.
@@ -10,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import importlib
 import os
 import resource
 import secrets
 import threading
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Generic, TypeVar
 
 __all__ = ["STEPS", "BatchError", "BatchFiles", "BatchStream", "allow_open_files", "write_batch"]
@@ -61,11 +64,25 @@ _unnamed_ok = hasattr(os, "O_TMPFILE") and os.path.isdir(_PROC_FD)
 
 class _Descriptors:
     """Unnamed files' descriptors held open, and how many may be: one count for every batch
-    in flight together (a :class:`BatchStream` holds two)."""
+    in flight together (a :class:`BatchStream` holds two, one of them named in its thread)."""
 
     def __init__(self) -> None:
         self.room = _fd_room() if _unnamed_ok else 0
         self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Count one more descriptor held, if there is room for it."""
+        with self._lock:
+            if self.held >= self.room:
+                return False
+            self.held += 1
+            return True
+
+    def give(self, count: int = 1) -> None:
+        """``count`` descriptors closed."""
+        with self._lock:
+            self.held -= count
 
 
 def _fd_room() -> int:
@@ -83,16 +100,48 @@ def allow_open_files(count: int) -> None:
     two batches of 1 000 would then name most of their files by temporaries (about 42 µs of
     kernel time a file against 33). For a process of its own, such as a drafting worker:
     descriptors above 1 023 would break any ``select()`` of the process.
+
+    Also grows the process's descriptor table to ``count`` files at once. Grown later, while
+    a thread shares it (a stream's), each doubling waits for an RCU grace period: ~10 ms, two
+    or three times in every drafting worker (measured here).
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = count + _FD_MARGIN
-    if soft == resource.RLIM_INFINITY or soft >= want:
-        return
-    raised = want if hard == resource.RLIM_INFINITY else min(want, hard)
-    if raised > soft:
-        with contextlib.suppress(OSError, ValueError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    if soft != resource.RLIM_INFINITY and soft < want:
+        raised = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        if raised > soft:
+            with contextlib.suppress(OSError, ValueError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    _grow_descriptor_table(count)
 
+
+def _grow_descriptor_table(count: int) -> None:
+    """Make the descriptor table hold ``count`` more files than are open now (best effort)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(OSError):
+        fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            top = fd + count
+            if soft != resource.RLIM_INFINITY:
+                top = min(top, soft - 1)
+            if top > fd:
+                os.dup2(fd, top, inheritable=False)
+                os.close(top)
+        finally:
+            os.close(fd)
+
+
+def _native_files() -> ModuleType | None:
+    """``notify._files`` (names a batch in one call, without the GIL), or None if not built."""
+    try:
+        return importlib.import_module("notify._files")
+    except ImportError:
+        return None
+
+
+# Where it was built, a batch's files are named in one native call (and a stream names each
+# batch in its thread); else one by one from Python, in the caller's thread.
+_native = _native_files()
 
 _AT_EMPTY_PATH = 0x1000
 _linkat = getattr(_LIBC, "linkat", None) if _LIBC is not None else None
@@ -152,6 +201,7 @@ class BatchFiles:
         self._names: list[str] = []
         # Per file, in order: its unnamed file's descriptor, or its temporary name.
         self._pending: list[int | str] = []
+        self._temporaries = 0
         self._fds = descriptors or _Descriptors()
 
     def __len__(self) -> int:
@@ -163,15 +213,15 @@ class BatchFiles:
             self.discard()
             raise BatchError(0, 22)  # EINVAL at create: never a path outside the folder
         try:
-            fd = self._unnamed() if self._fds.held < self._fds.room else -1
+            fd = self._unnamed() if self._fds.take() else -1
             if fd >= 0:
                 self._pending.append(fd)
-                self._fds.held += 1
                 _write_all(fd, data)
             else:
                 tmp = f".{name}.{self._token}-{len(self._pending)}.tmp"
                 fd = os.open(tmp, _CREATE, 0o600, dir_fd=self._folder)
                 self._pending.append(tmp)
+                self._temporaries += 1
                 try:
                     _write_all(fd, data)
                 finally:
@@ -182,11 +232,13 @@ class BatchFiles:
         self._names.append(name)
 
     def _unnamed(self) -> int:
-        """An unnamed file in the folder, or -1 where the file system does not make one."""
+        """An unnamed file in the folder, or -1 where the file system does not make one; its
+        descriptor already counted (:meth:`_Descriptors.take`), and no longer if none is made."""
         global _unnamed_ok
         try:
             return os.open(".", _UNNAMED, 0o600, dir_fd=self._folder)
         except OSError as exc:
+            self._fds.give()
             if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
                 raise
             _unnamed_ok = False
@@ -248,15 +300,33 @@ class BatchFiles:
         return False
 
     def _give_names(self) -> None:
+        if _native is not None and not self._temporaries:
+            self._give_names_natively(_native)
+            return
         folder = self._folder
         for n, (file, name) in enumerate(zip(self._pending, self._names, strict=True)):
             if isinstance(file, int):
                 self._link(file, name)
                 os.close(file)
-                self._fds.held -= 1
+                self._fds.give()
             else:
                 os.replace(file, name, src_dir_fd=folder, dst_dir_fd=folder)
             self._pending[n] = ""  # named: nothing left to remove
+        self._pending.clear()
+
+    def _give_names_natively(self, native: ModuleType) -> None:
+        """Every file unnamed: all linked and closed in one call, without the GIL."""
+        global _by_descriptor_ok
+        names = [os.fsencode(name) for name in self._names]
+        named, code, by_descriptor = native.name_unnamed(
+            self._folder, self._pending, names, _by_descriptor_ok
+        )
+        if not by_descriptor:
+            _by_descriptor_ok = False
+        self._fds.give(named)
+        self._pending[:named] = [""] * named  # named: nothing left to remove
+        if code:
+            raise OSError(code, os.strerror(code))
         self._pending.clear()
 
     def _link(self, fd: int, name: str) -> None:
@@ -271,12 +341,13 @@ class BatchFiles:
         for file in self._pending:
             with contextlib.suppress(OSError):
                 if isinstance(file, int):
-                    self._fds.held -= 1
+                    self._fds.give()
                     os.close(file)  # its last descriptor: the unnamed file is gone
                 elif file:
                     os.unlink(file, dir_fd=self._folder)
         self._pending.clear()
         self._names.clear()
+        self._temporaries = 0
 
 
 class BatchStream(Generic[Tag]):
@@ -285,11 +356,13 @@ class BatchStream(Generic[Tag]):
 
     :meth:`add` writes a file into the current batch (:class:`BatchFiles`); :meth:`end_batch`
     closes it with a tag. A thread then syncs it (its data, and the names given just before)
-    while the next batch is written. At the end of that next batch, the synced batch's files
-    get their names, which the next sync makes durable. ``durable(tag)`` is called, in the
-    caller's thread and in order, once a batch's data and names are durable: after the two
-    batches that follow it end, or at :meth:`finish`. Empty batches pass too (a tag with no
-    file).
+    while the next batch is written, and gives its files their names as soon as the sync
+    returns (where ``notify/_files.c`` was built: one call without the GIL; else the caller's
+    thread names them at the end of that next batch, since a thread naming file by file from
+    Python would take the GIL from the caller twice a file). The next sync makes the names
+    durable. ``durable(tag)`` is called, in the caller's thread and in order, once a batch's
+    data and names are durable: after the two batches that follow it end, or at
+    :meth:`finish`. Empty batches pass too (a tag with no file).
 
     Raises :class:`BatchError` from :meth:`add`, :meth:`end_batch` or :meth:`finish`, after
     which :meth:`discard` ends the stream: batches already named stay, whole (their tags were
@@ -306,6 +379,7 @@ class BatchStream(Generic[Tag]):
         self._naming: list[Tag] = []
         self._thread: threading.Thread | None = None
         self._failed: BatchError | None = None
+        self._names_in_thread = _native is not None
 
     def __len__(self) -> int:
         """Files in the current batch."""
@@ -323,7 +397,8 @@ class BatchStream(Generic[Tag]):
         if self._syncing is not None:
             synced, synced_tag = self._syncing
             self._syncing = None
-            synced.name()
+            if not self._names_in_thread:
+                synced.name()
             self._naming.append(synced_tag)
         batch, self._files = self._files, BatchFiles(self._folder, self._fds)
         self._syncing = (batch, tag)
@@ -337,7 +412,8 @@ class BatchStream(Generic[Tag]):
         assert self._syncing is not None  # end_batch leaves one
         synced, synced_tag = self._syncing
         self._syncing = None
-        synced.name()
+        if not self._names_in_thread:
+            synced.name()
         try:
             os.fsync(self._folder)
         except OSError as exc:
@@ -361,6 +437,8 @@ class BatchStream(Generic[Tag]):
     def _sync(self, batch: BatchFiles) -> None:
         try:
             batch.sync()
+            if self._names_in_thread:
+                batch.name()
         except BatchError as exc:
             self._failed = exc
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
+import errno
 import os
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -70,20 +76,29 @@ def _hidden(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.startswith(".")]
 
 
-@pytest.fixture(params=["unnamed", "unnamed-by-proc", "temporary"])
+@pytest.fixture(
+    params=["unnamed", "unnamed-by-proc", "unnamed-native", "unnamed-by-proc-native", "temporary"]
+)
 def naming(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every way a batch's files wait for their names: unnamed (O_TMPFILE), then named by their
-    descriptor or through /proc/self/fd, or under a hidden name."""
-    if request.param == "temporary":
+    descriptor or through /proc/self/fd, one by one from Python or all in one native call
+    (``notify/_files.c``), or under a hidden name."""
+    param = str(request.param)
+    if param.endswith("-native"):
+        if bw._native is None:
+            pytest.skip("notify._files was not built")
+    else:
+        monkeypatch.setattr(bw, "_native", None)
+    if param == "temporary":
         monkeypatch.setattr(bw, "_unnamed_ok", False)
         return "temporary"
     if not bw._unnamed_ok:
         pytest.skip("no O_TMPFILE or /proc here")
-    if request.param == "unnamed-by-proc":
+    if param.startswith("unnamed-by-proc"):
         monkeypatch.setattr(bw, "_by_descriptor_ok", False)
     elif not bw._by_descriptor_ok:
         pytest.skip("this kernel does not link a file by its descriptor")
-    return "unnamed"
+    return "unnamed-native" if param.endswith("-native") else "unnamed"
 
 
 def test_a_batch_is_written_as_it_comes_and_named_only_when_durable(
@@ -97,7 +112,7 @@ def test_a_batch_is_written_as_it_comes_and_named_only_when_durable(
         assert len(batch) == 2
         assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == []
         # Written, not yet under their names: unnamed files show no name at all.
-        assert len(_hidden(tmp_path)) == (0 if naming == "unnamed" else 2)
+        assert len(_hidden(tmp_path)) == (0 if naming.startswith("unnamed") else 2)
         batch.commit()
         assert len(batch) == 0 and _hidden(tmp_path) == []
         assert (tmp_path / "a.eml").read_bytes() == b"first"
@@ -144,8 +159,6 @@ def test_a_file_system_without_unnamed_files_falls_back_to_temporaries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """O_TMPFILE refused (EOPNOTSUPP: NFS, some FUSE): the batch and the next use hidden names."""
-    import errno
-
     if not bw._unnamed_ok:
         pytest.skip("no O_TMPFILE or /proc here")
     real_open = os.open
@@ -174,7 +187,6 @@ def test_a_kernel_refusing_links_by_descriptor_names_through_proc(
     """Before Linux 6.10 an unprivileged linkat(AT_EMPTY_PATH) fails with ENOENT: the batch,
     and every later one, names its files through /proc/self/fd instead."""
     import ctypes
-    import errno
 
     if not bw._unnamed_ok:
         pytest.skip("no O_TMPFILE or /proc here")
@@ -185,6 +197,7 @@ def test_a_kernel_refusing_links_by_descriptor_names_through_proc(
         ctypes.set_errno(errno.ENOENT)
         return -1
 
+    monkeypatch.setattr(bw, "_native", None)  # the Python path's own fallback
     monkeypatch.setattr(bw, "_linkat", refusing)
     monkeypatch.setattr(bw, "_by_descriptor_ok", True)
     folder = os.open(tmp_path, os.O_RDONLY)
@@ -229,19 +242,30 @@ def test_a_stream_names_each_batch_once_synced_and_reports_it_once_its_names_are
     if not syncfs:  # a system without syncfs: each file, then the folder, synced on its own
         monkeypatch.setattr(bw, "_syncfs", lambda fd: False)
     reported: list[str] = []
+    first, second = ["1-0.eml", "1-1.eml"], ["2-0.eml"]
+
+    def named_between(least: list[str], most: list[str]) -> bool:
+        """Named: at least ``least``; at most ``most`` where the stream's thread names batches
+        as soon as they are synced (native), else exactly ``least`` (named by the caller)."""
+        named = set(_named(tmp_path))
+        if naming == "unnamed-native":
+            return set(least) <= named <= set(most)
+        return named == set(least)
+
     folder = os.open(tmp_path, os.O_RDONLY)
     try:
         stream: bw.BatchStream[str] = bw.BatchStream(folder, reported.append)
         for n in range(2):
             stream.add(f"1-{n}.eml", f"one {n}".encode())
-        assert len(stream) == 2
+        assert len(stream) == 2 and _named(tmp_path) == []
         stream.end_batch("first")
-        assert len(stream) == 0 and _named(tmp_path) == [] and reported == []
+        assert len(stream) == 0 and reported == []
+        assert named_between([], first)
         stream.add("2-0.eml", b"two")
-        stream.end_batch("second")  # the first is synced: named now, its names not yet synced
-        assert _named(tmp_path) == ["1-0.eml", "1-1.eml"] and reported == []
+        stream.end_batch("second")  # the first is synced and named, its names not yet synced
+        assert named_between(first, first + second) and reported == []
         stream.end_batch("empty")  # a batch without files passes like the others
-        assert _named(tmp_path) == ["1-0.eml", "1-1.eml", "2-0.eml"] and reported == ["first"]
+        assert _named(tmp_path) == first + second and reported == ["first"]
         stream.add("4-0.eml", b"four")
         stream.finish("last")
     finally:
@@ -281,8 +305,6 @@ def test_a_stream_holds_at_most_its_descriptor_room_across_the_batches_in_flight
 def test_a_stream_whose_sync_fails_says_so_and_leaves_only_whole_named_files(
     tmp_path: Path, naming: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import errno
-
     real_fsync = os.fsync
 
     def failing_for_the_third(fd: int) -> None:
@@ -328,3 +350,110 @@ def test_the_open_file_limit_is_raised_as_far_as_asked_within_the_hard_limit() -
         assert resource.getrlimit(resource.RLIMIT_NOFILE) == (expected, hard)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _native_or_skip() -> ModuleType:
+    if bw._native is None or not bw._unnamed_ok:
+        pytest.skip("notify._files was not built, or no O_TMPFILE here")
+    return bw._native
+
+
+def test_the_native_namer_refuses_any_name_but_one_path_component_and_links_nothing(
+    tmp_path: Path,
+) -> None:
+    native = _native_or_skip()
+    (tmp_path / "inside").mkdir()
+    folder = os.open(tmp_path / "inside", os.O_RDONLY)
+    fds = [os.open(".", bw._UNNAMED, 0o600, dir_fd=folder) for _ in range(2)]
+    try:
+        for bad in (b"../escape.eml", b"a/b.eml", b"", b".", b"..", b"nul\0.eml"):
+            assert native.name_unnamed(folder, fds, [b"ok.eml", bad], True) == (0, errno.EINVAL, 1)
+        assert list(tmp_path.rglob("*")) == [tmp_path / "inside"]  # not even the good one
+        for fd in fds:
+            os.fstat(fd)  # still open: the caller discards them
+        with pytest.raises(ValueError, match="differ in length"):
+            native.name_unnamed(folder, fds, [b"ok.eml"], True)
+        with pytest.raises(TypeError):
+            native.name_unnamed(folder, fds, ["a.eml", "b.eml"], True)
+        assert native.name_unnamed(folder, fds, [b"a.eml", b"b.eml"], True) == (2, 0, 1)
+    finally:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        os.close(folder)
+    assert sorted(p.name for p in (tmp_path / "inside").iterdir()) == ["a.eml", "b.eml"]
+
+
+def test_the_native_namer_stops_at_the_first_failure_leaving_the_rest_open(
+    tmp_path: Path,
+) -> None:
+    native = _native_or_skip()
+    (tmp_path / "b.eml").mkdir()  # a folder where a file must go: not replaced
+    folder = os.open(tmp_path, os.O_RDONLY)
+    fds = [os.open(".", bw._UNNAMED, 0o600, dir_fd=folder) for _ in range(3)]
+    try:
+        for fd, data in zip(fds, (b"a", b"b", b"c"), strict=True):
+            os.write(fd, data)
+        named, code, _ = native.name_unnamed(folder, fds, [b"a.eml", b"b.eml", b"c.eml"], True)
+        assert (named, code) == (1, errno.EISDIR)
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            os.fstat(fds[0])  # named and closed
+        os.fstat(fds[1])
+        os.fstat(fds[2])  # left open for the caller
+    finally:
+        for fd in fds[1:]:
+            os.close(fd)
+        os.close(folder)
+    assert (tmp_path / "a.eml").read_bytes() == b"a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.eml", "b.eml"]
+
+
+def test_a_native_stream_names_a_batch_once_synced_without_waiting_for_the_next(
+    tmp_path: Path,
+) -> None:
+    """Its thread names the batch (nothing else is called meanwhile); only the next batch's
+    sync makes those names durable, so the batch is reported at the one after."""
+    _native_or_skip()
+    reported: list[str] = []
+    folder = os.open(tmp_path, os.O_RDONLY)
+    try:
+        stream: bw.BatchStream[str] = bw.BatchStream(folder, reported.append)
+        stream.add("a.eml", b"first")
+        stream.add("b.eml", b"second")
+        stream.end_batch("first")
+        deadline = time.monotonic() + 30
+        while _named(tmp_path) != ["a.eml", "b.eml"] and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert _named(tmp_path) == ["a.eml", "b.eml"] and reported == []
+        stream.end_batch("second")
+        assert reported == []
+        stream.finish("third")
+    finally:
+        os.close(folder)
+    assert reported == ["first", "second", "third"]
+
+
+def test_asking_for_open_files_grows_the_descriptor_table_at_once() -> None:
+    """Grown before a stream's thread shares it: each later doubling would wait ~10 ms."""
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 3000 + bw._FD_MARGIN:
+        pytest.skip("a hard limit on open files below this test's request")
+    code = (
+        "import re, sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import notify.batch_writer as bw\n"
+        "def size():\n"
+        "    with open('/proc/self/status') as f:\n"
+        "        return int(re.search(r'FDSize:\\s+(\\d+)', f.read()).group(1))\n"
+        "before = size()\n"
+        "bw.allow_open_files(3000)\n"
+        "print(before, size())\n"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", code, root], capture_output=True, text=True, check=True
+    ).stdout.split()
+    before, after = int(out[0]), int(out[1])
+    assert before < 3000 <= after
