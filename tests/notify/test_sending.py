@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 from notify_world import World, build_world, ledger
 
@@ -284,6 +285,41 @@ def test_a_picked_notice_whose_exposure_is_gone_is_replaced_by_the_next(world: W
         got = ledger_mod.send_candidates(store, world.breach_id, ["planned"], 5)
     assert got.equals(every.slice(1, 5))
     assert gone not in got["customer_id"].to_list()
+
+
+def test_candidates_carry_their_exposure_shape_in_words(world: World) -> None:
+    """The candidates query names each exposure's shape by number; the words each row gets
+    (matched keys, categories, risk) are those its exposure's shape holds."""
+    from matching.sql import Statement
+
+    with open_store(world.settings) as store:
+        ledger_mod.plan_notices(store, world.breach_id)
+        got = ledger_mod.send_candidates(store, world.breach_id, ["planned"])
+        limited = ledger_mod.send_candidates(store, world.breach_id, ["planned"], 9)
+        expected = store.rows(
+            Statement(
+                "each notice's shape in words",
+                """
+                SELECT n.notice_id, e.matched_on, e.categories, e.risk
+                FROM notices n
+                JOIN customers c ON c.customer_id = n.customer_id
+                JOIN exposure_rows r
+                    ON r.breach_id = n.breach_id AND r.customer_no = c.customer_no
+                JOIN exposure_shapes e ON e.breach_id = r.breach_id AND e.kinds = r.kinds
+                    AND e.category_mask = r.category_mask
+                WHERE n.channel = 'email'
+                """,
+            )
+        )
+    words = {notice: (matched, categories, risk) for notice, matched, categories, risk in expected}
+    for frame in (got, limited):
+        rows = frame.select(
+            "notice_id", *(pl.col(c).cast(pl.String) for c in ("matched_on", "categories", "risk"))
+        ).rows()
+        assert {notice: tuple(rest) for notice, *rest in rows} == {
+            notice: words[notice] for notice, *_ in rows
+        }
+    assert len(got) == len(words) and len({w[1] for w in words.values()}) > 1
 
 
 def test_candidates_kind_by_kind_are_the_same_rows_each_kind_together(world: World) -> None:
