@@ -320,11 +320,10 @@ def send_candidates(
     if limit:
         first = store.frame(_FIRST_CANDIDATES, params)
         if first.height and first.height == first["picked"][0]:
-            frame = _with_shapes(store, breach_id, first.drop("picked"))
+            numbered = first.drop("picked")
         else:
-            frame = _with_shapes(
-                store, breach_id, store.frame(_CANDIDATES, {**params, "by_kind": False})
-            )
+            numbered = store.frame(_CANDIDATES, {**params, "by_kind": False})
+        frame = _with_shapes(store, breach_id, numbered)
         if by_kind:
             return frame.sort(list(KIND_COLUMNS), maintain_order=True, nulls_last=True)
         return frame
