@@ -1,4 +1,5 @@
-"""The native extensions (``matching/_scan.c``, ``matching/_bits.c``), where this build has them."""
+"""The native extensions (``matching/_scan.c``, ``matching/_bits.c``, ``notify/_files.c``), where
+this build has them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import importlib
 from functools import cache
 from types import ModuleType
 
-__all__ = ["bits_module", "scan_module"]
+__all__ = ["bits_module", "files_module", "scan_module"]
 
 
 @cache
@@ -25,3 +26,8 @@ def scan_module() -> ModuleType | None:
 def bits_module() -> ModuleType | None:
     """``matching._bits``, or None when it was not built (numpy sets and probes the bits)."""
     return _optional("matching._bits")
+
+
+def files_module() -> ModuleType | None:
+    """``notify._files``, or None when it was not built (outbox batches are named from Python)."""
+    return _optional("notify._files")

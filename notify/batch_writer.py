@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import importlib
 import os
 import resource
 import secrets
@@ -19,6 +18,8 @@ import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Generic, TypeVar
+
+from matching.native import files_module
 
 __all__ = ["STEPS", "BatchError", "BatchFiles", "BatchStream", "allow_open_files", "write_batch"]
 
@@ -131,17 +132,9 @@ def _grow_descriptor_table(count: int) -> None:
             os.close(fd)
 
 
-def _native_files() -> ModuleType | None:
-    """``notify._files`` (names a batch in one call, without the GIL), or None if not built."""
-    try:
-        return importlib.import_module("notify._files")
-    except ImportError:
-        return None
-
-
 # Where it was built, a batch's files are named in one native call (and a stream names each
 # batch in its thread); else one by one from Python, in the caller's thread.
-_native = _native_files()
+_native = files_module()
 
 _AT_EMPTY_PATH = 0x1000
 _linkat = getattr(_LIBC, "linkat", None) if _LIBC is not None else None
