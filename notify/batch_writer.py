@@ -16,6 +16,7 @@ import resource
 import secrets
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import ModuleType
 from typing import Generic, TypeVar
 
@@ -370,8 +371,10 @@ class BatchStream(Generic[Tag]):
         # The batch being synced, with its tag; then the tag whose names that sync makes durable.
         self._syncing: tuple[BatchFiles, Tag] | None = None
         self._naming: list[Tag] = []
-        self._thread: threading.Thread | None = None
-        self._failed: BatchError | None = None
+        # One thread for the stream's life: starting a thread per batch made the caller wait
+        # for each to be scheduled (9-25 ms a drafting worker, 10 batches).
+        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-sync")
+        self._sync_done: Future[None] | None = None  # the batch being synced, until waited for
         self._names_in_thread = _native is not None
 
     def __len__(self) -> int:
@@ -395,8 +398,7 @@ class BatchStream(Generic[Tag]):
             self._naming.append(synced_tag)
         batch, self._files = self._files, BatchFiles(self._folder, self._fds)
         self._syncing = (batch, tag)
-        self._thread = threading.Thread(target=self._sync, args=(batch,), daemon=True)
-        self._thread.start()
+        self._sync_done = self._syncer.submit(self._sync, batch)
 
     def finish(self, tag: Tag) -> None:
         """Close the current batch with ``tag`` and wait until every batch is durable."""
@@ -414,13 +416,15 @@ class BatchStream(Generic[Tag]):
         for done in [*self._naming, synced_tag]:
             self._durable(done)
         self._naming = []
+        self._syncer.shutdown()
 
     def discard(self) -> None:
         """End the stream after a failure: files not yet named are removed, once any sync under
         way has returned (it cannot be stopped)."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._sync_done is not None:
+            self._sync_done.exception()  # waits; the failure was, or will not be, reported
+            self._sync_done = None
+        self._syncer.shutdown()
         if self._syncing is not None:
             self._syncing[0].discard()
             self._syncing = None
@@ -428,20 +432,16 @@ class BatchStream(Generic[Tag]):
         self._naming = []
 
     def _sync(self, batch: BatchFiles) -> None:
-        try:
-            batch.sync()
-            if self._names_in_thread:
-                batch.name()
-        except BatchError as exc:
-            self._failed = exc
+        """In the stream's thread: the batch durable, then named where that is done here.
+        Raises :class:`BatchError`, which :meth:`_wait` raises again in the caller's thread."""
+        batch.sync()
+        if self._names_in_thread:
+            batch.name()
 
     def _wait(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._failed is not None:
-            failed, self._failed = self._failed, None
-            raise failed
+        if self._sync_done is not None:
+            done, self._sync_done = self._sync_done, None
+            done.result()
 
 
 def write_batch(folder: int, files: Sequence[tuple[str, bytes | memoryview]]) -> None:
