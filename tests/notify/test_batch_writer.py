@@ -334,6 +334,30 @@ def test_a_stream_whose_sync_fails_says_so_and_leaves_only_whole_named_files(
     assert _hidden(tmp_path) == []  # the third's and fourth's files are gone
 
 
+def test_a_stream_whose_sync_thread_fails_unexpectedly_raises_it_and_reports_nothing(
+    tmp_path: Path, naming: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever stops the sync thread reaches the caller: a batch is never taken for durable
+    because its thread ended without saying why."""
+
+    def broken(fd: int) -> bool:
+        raise RuntimeError("not a BatchError")
+
+    monkeypatch.setattr(bw, "_syncfs", broken)
+    reported: list[str] = []
+    folder = os.open(tmp_path, os.O_RDONLY)
+    try:
+        stream: bw.BatchStream[str] = bw.BatchStream(folder, reported.append)
+        stream.add("a.eml", b"first")
+        stream.end_batch("first")
+        with pytest.raises(RuntimeError, match="not a BatchError"):
+            stream.end_batch("second")
+        stream.discard()
+    finally:
+        os.close(folder)
+    assert reported == [] and _named(tmp_path) == [] and _hidden(tmp_path) == []
+
+
 def test_the_open_file_limit_is_raised_as_far_as_asked_within_the_hard_limit() -> None:
     import resource
 
