@@ -22,6 +22,7 @@ import gc
 import math
 import multiprocessing
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,6 +86,7 @@ class _Job:
     batch_size: int
     date: datetime | None  # None: the time each batch begins
     pieces: Sequence[Sequence[int]]  # row indexes, taken in turn by whichever worker is free
+    births: Sequence[Path]  # per worker, the empty folder its unnamed files are opened in
 
 
 def _default_workers() -> int:
@@ -156,10 +158,14 @@ class _Batch:
     while it was drafted, once its files are durable under their names.
     """
 
-    def __init__(self, job: _Job, folder: int, report: Connection) -> None:
+    def __init__(
+        self, job: _Job, folder: int, report: Connection, birthplace: int | None = None
+    ) -> None:
         self.job = job
         self.report = report
-        self.stream: BatchStream[tuple[int, list[Refusal]]] = BatchStream(folder, self._durable)
+        self.stream: BatchStream[tuple[int, list[Refusal]]] = BatchStream(
+            folder, self._durable, birthplace=birthplace
+        )
         self.date = job.date or datetime.now(UTC)
         self.refused: list[Refusal] = []
 
@@ -184,15 +190,17 @@ class _Batch:
         self.stream.finish((len(self.stream), self.refused))
 
 
-def _draft_pieces(report: Connection, job: _Job, counter: Any) -> None:
+def _draft_pieces(report: Connection, job: _Job, counter: Any, worker: int) -> None:
     """A worker's whole life: pieces of rows as notices while any is left, a report per durable
     batch, then "done"."""
-    folder = -1
+    folder = birthplace = -1
     batch: _Batch | None = None
     try:
         folder = os.open(job.outbox, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if worker < len(job.births):
+            birthplace = os.open(job.births[worker], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         allow_open_files(2 * job.batch_size)  # a batch written, the one before it synced
-        batch = _Batch(job, folder, report)
+        batch = _Batch(job, folder, report, birthplace if birthplace >= 0 else None)
         while (piece := _take(counter)) < len(job.pieces):
             _draft_piece(job, job.pieces[piece], batch)
         batch.finish()
@@ -206,8 +214,9 @@ def _draft_pieces(report: Connection, job: _Job, counter: Any) -> None:
     finally:
         if batch is not None:
             batch.stream.discard()  # batches cut short: their files never get their names
-        if folder >= 0:
-            os.close(folder)
+        for fd in (folder, birthplace):
+            if fd >= 0:
+                os.close(fd)
         report.close()
 
 
@@ -267,9 +276,15 @@ class Drafting:
     share: recording the previous chunk, compiling the next one's kinds (:func:`warm_shapes`).
     """
 
-    def __init__(self, processes: Sequence[BaseProcess], reports: Sequence[Connection]) -> None:
+    def __init__(
+        self,
+        processes: Sequence[BaseProcess],
+        reports: Sequence[Connection],
+        births: Sequence[Path] = (),
+    ) -> None:
         self._processes = list(processes)
         self._reports = list(reports)
+        self._births = list(births)
 
     def wait(self) -> Drafted:
         """Once every worker has ended: the notices durable and those refused.
@@ -322,8 +337,12 @@ class Drafting:
         for receive in self._reports:
             with contextlib.suppress(OSError):
                 receive.close()
+        for birth in self._births:  # empty: an unnamed file never has a name there
+            with contextlib.suppress(OSError):
+                birth.rmdir()
         self._processes.clear()
         self._reports.clear()
+        self._births.clear()
 
 
 def start_drafting(
@@ -346,8 +365,17 @@ def start_drafting(
     outbox.mkdir(parents=True, exist_ok=True)
     workers = workers or _default_workers()
     dealt = pieces(columns, workers)
+    births = _births(outbox, min(workers, len(dealt)))
     job = _Job(
-        columns, breach, outbox, sender, renderer or NoticeRenderer(), batch_size, date, dealt
+        columns,
+        breach,
+        outbox,
+        sender,
+        renderer or NoticeRenderer(),
+        batch_size,
+        date,
+        dealt,
+        births,
     )
     fork = multiprocessing.get_context("fork")
     reports: list[Connection] = []
@@ -356,16 +384,30 @@ def start_drafting(
     counter = fork.Value("Q", 0)
     gc.freeze()
     try:
-        for _ in range(min(workers, len(dealt))):
+        for worker in range(min(workers, len(dealt))):
             receive, send = fork.Pipe(duplex=False)
-            process = fork.Process(target=_draft_pieces, args=(send, job, counter), daemon=True)
+            process = fork.Process(
+                target=_draft_pieces, args=(send, job, counter, worker), daemon=True
+            )
             process.start()
             send.close()
             reports.append(receive)
             processes.append(process)
     except BaseException:
-        Drafting(processes, reports).stop()
+        Drafting(processes, reports, births).stop()
         raise
     finally:
         gc.unfreeze()
-    return Drafting(processes, reports)
+    return Drafting(processes, reports, births)
+
+
+def _births(outbox: Path, workers: int) -> list[Path]:
+    """Per worker, an empty hidden folder of the outbox where its unnamed files are opened, so
+    that each worker's inodes go where that folder's do (:class:`BatchStream`); none where one
+    cannot be made (the workers then open them in the outbox itself). Removed when the
+    drafting ends; a drafting killed with its caller leaves them, empty."""
+    births: list[Path] = []
+    with contextlib.suppress(OSError):
+        for _ in range(workers):
+            births.append(Path(tempfile.mkdtemp(prefix=".drafting-", dir=outbox)))
+    return births

@@ -324,9 +324,11 @@ def test_a_worker_stopped_midway_leaves_no_temporary(tmp_path: Path) -> None:
     rows = _rows(3)
     columns = _columns(rows)
     columns["notice_id"][2] = 7  # not a string: the worker stops on it, mid-batch
-    job = _Job(columns, EXAMPLE_BREACH, tmp_path, SENDER, NoticeRenderer(), 10, WHEN, [[0, 1, 2]])
+    job = _Job(
+        columns, EXAMPLE_BREACH, tmp_path, SENDER, NoticeRenderer(), 10, WHEN, [[0, 1, 2]], ()
+    )
     receive, send = Pipe(duplex=False)
-    _draft_pieces(send, job, multiprocessing.get_context("fork").Value("Q", 0))
+    _draft_pieces(send, job, multiprocessing.get_context("fork").Value("Q", 0), 0)
     assert receive.recv() == ("failed", "worker stopped on AttributeError")
     assert list(tmp_path.iterdir()) == []
 
@@ -350,13 +352,14 @@ def test_a_failed_worker_leaves_no_piece_to_the_others(tmp_path: Path) -> None:
         10,
         WHEN,
         [[0], [1, 2], [3, 4, 5]],
+        (),
     )
     counter = multiprocessing.get_context("fork").Value("Q", 0)
     receive, send = Pipe(duplex=False)
-    _draft_pieces(send, job, counter)
+    _draft_pieces(send, job, counter, 0)
     assert receive.recv() == ("failed", "worker stopped on AttributeError")
     receive, send = Pipe(duplex=False)
-    _draft_pieces(send, job, counter)  # the other worker, asking for its next piece
+    _draft_pieces(send, job, counter, 1)  # the other worker, asking for its next piece
     assert receive.recv() == ("durable", 0, [])
     assert receive.recv() == ("done",)
     assert list(tmp_path.iterdir()) == []
@@ -396,10 +399,18 @@ def test_a_worker_raises_its_open_file_limit_to_hold_two_batches_unnamed(
     monkeypatch.setattr(os, "replace", lambda *a, **k: (renamed.append("x"), replace(*a, **k)))
     rows = _rows(700)
     job = _Job(
-        _columns(rows), EXAMPLE_BREACH, tmp_path, SENDER, NoticeRenderer(), 500, WHEN, [range(700)]
+        _columns(rows),
+        EXAMPLE_BREACH,
+        tmp_path,
+        SENDER,
+        NoticeRenderer(),
+        500,
+        WHEN,
+        [range(700)],
+        (),
     )
     receive, send = Pipe(duplex=False)
-    _draft_pieces(send, job, multiprocessing.get_context("fork").Value("Q", 0))
+    _draft_pieces(send, job, multiprocessing.get_context("fork").Value("Q", 0), 0)
     reports = []
     while (message := receive.recv()) != ("done",):
         reports.append(message)
@@ -407,3 +418,55 @@ def test_a_worker_raises_its_open_file_limit_to_hold_two_batches_unnamed(
     assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 2 * 500 + 256
     assert renamed == []  # every draft named by its unnamed file's link
     assert len(list(tmp_path.iterdir())) == 700
+
+
+def test_a_worker_opens_its_unnamed_files_in_its_own_folder_and_names_them_in_the_outbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker's inodes go where its own empty folder's do; the notices land in the
+    outbox all the same, and start_drafting removes those folders when it ends."""
+    import os
+    from multiprocessing import Pipe
+
+    from notify import batch_writer
+    from notify.drafting import _draft_pieces, _Job
+
+    if not batch_writer._unnamed_ok:
+        pytest.skip("this file system makes no unnamed file")
+    outbox, births = tmp_path / "outbox", [tmp_path / "w0", tmp_path / "w1"]
+    for folder in (outbox, *births):
+        folder.mkdir()
+    opened_in: list[str] = []
+    real_open = os.open
+
+    def recording(path: str, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            opened_in.append(os.readlink(f"/proc/self/fd/{kwargs['dir_fd']}"))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", recording)
+    rows = _rows(30)
+    job = _Job(
+        _columns(rows),
+        EXAMPLE_BREACH,
+        outbox,
+        SENDER,
+        NoticeRenderer(),
+        7,
+        WHEN,
+        [range(30)],
+        births,
+    )
+    receive, send = Pipe(duplex=False)
+    _draft_pieces(send, job, multiprocessing.get_context("fork").Value("Q", 0), 1)
+    while receive.recv() != ("done",):
+        pass
+    assert opened_in == [str(births[1])] * 30
+    assert sorted(p.stem for p in outbox.iterdir()) == sorted(r["notice_id"] for r in rows)
+    assert [list(b.iterdir()) for b in births] == [[], []]
+    monkeypatch.undo()
+    drafted = start_drafting(
+        _columns(rows), EXAMPLE_BREACH, tmp_path / "again", sender=SENDER, workers=2, date=WHEN
+    ).wait()
+    assert drafted.durable == 30
+    assert all(p.suffix == ".eml" for p in (tmp_path / "again").iterdir())  # no folder left
