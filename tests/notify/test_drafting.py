@@ -470,3 +470,24 @@ def test_a_worker_opens_its_unnamed_files_in_its_own_folder_and_names_them_in_th
     ).wait()
     assert drafted.durable == 30
     assert all(p.suffix == ".eml" for p in (tmp_path / "again").iterdir())  # no folder left
+
+
+def test_a_worker_whose_own_folder_is_gone_drafts_from_the_outbox(tmp_path: Path) -> None:
+    from multiprocessing import Pipe
+
+    from notify.drafting import _draft_pieces, _Job
+
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    rows = _rows(5)
+    job = _Job(
+        _columns(rows), EXAMPLE_BREACH, outbox, SENDER, NoticeRenderer(), 2, WHEN, [range(5)],
+        [tmp_path / "gone"],
+    )  # fmt: skip
+    receive, send = Pipe(duplex=False)
+    _draft_pieces(send, job, multiprocessing.get_context("fork").Value("Q", 0), 0)
+    reports = []
+    while (message := receive.recv()) != ("done",):
+        reports.append(message)
+    assert sum(r[1] for r in reports if r[0] == "durable") == 5
+    assert sorted(p.stem for p in outbox.iterdir()) == sorted(r["notice_id"] for r in rows)
