@@ -91,6 +91,21 @@ def _reference(outbox: Path, rows: list[dict[str, Any]]) -> dict[str, bytes]:
     return {f.path.name: f.data for f in built if isinstance(f, EmlFile)}
 
 
+def _durable_in_one_worker(job: Any, worker: int = 0) -> int:
+    """Run a worker's whole life in this process; the notices it reported durable."""
+    from multiprocessing import Pipe
+
+    from notify.drafting import _draft_pieces
+
+    receive, send = Pipe(duplex=False)
+    _draft_pieces(send, job, multiprocessing.get_context("fork").Value("Q", 0), worker)
+    durable = 0
+    while (message := receive.recv()) != ("done",):
+        assert message[0] == "durable", message
+        durable += message[1]
+    return durable
+
+
 def test_the_workers_write_the_one_process_paths_bytes(tmp_path: Path) -> None:
     rows = _rows(240)
     outbox = tmp_path / "outbox"
@@ -387,10 +402,9 @@ def test_a_worker_raises_its_open_file_limit_to_hold_two_batches_unnamed(
     in the descriptor room, and most files would be named by temporaries and renames."""
     import os
     import resource
-    from multiprocessing import Pipe
 
     from notify import batch_writer
-    from notify.drafting import _draft_pieces, _Job
+    from notify.drafting import _Job
 
     if not batch_writer._unnamed_ok:
         pytest.skip("this file system makes no unnamed file")
@@ -409,12 +423,7 @@ def test_a_worker_raises_its_open_file_limit_to_hold_two_batches_unnamed(
         [range(700)],
         (),
     )
-    receive, send = Pipe(duplex=False)
-    _draft_pieces(send, job, multiprocessing.get_context("fork").Value("Q", 0), 0)
-    reports = []
-    while (message := receive.recv()) != ("done",):
-        reports.append(message)
-    assert sum(r[1] for r in reports if r[0] == "durable") == 700
+    assert _durable_in_one_worker(job) == 700
     assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 2 * 500 + 256
     assert renamed == []  # every draft named by its unnamed file's link
     assert len(list(tmp_path.iterdir())) == 700
@@ -426,10 +435,9 @@ def test_a_worker_opens_its_unnamed_files_in_its_own_folder_and_names_them_in_th
     """Each worker's inodes go where its own empty folder's do; the notices land in the
     outbox all the same, and start_drafting removes those folders when it ends."""
     import os
-    from multiprocessing import Pipe
 
     from notify import batch_writer
-    from notify.drafting import _draft_pieces, _Job
+    from notify.drafting import _Job
 
     if not batch_writer._unnamed_ok:
         pytest.skip("this file system makes no unnamed file")
@@ -457,10 +465,7 @@ def test_a_worker_opens_its_unnamed_files_in_its_own_folder_and_names_them_in_th
         [range(30)],
         births,
     )
-    receive, send = Pipe(duplex=False)
-    _draft_pieces(send, job, multiprocessing.get_context("fork").Value("Q", 0), 1)
-    while receive.recv() != ("done",):
-        pass
+    assert _durable_in_one_worker(job, worker=1) == 30
     assert opened_in == [str(births[1])] * 30
     assert sorted(p.stem for p in outbox.iterdir()) == sorted(r["notice_id"] for r in rows)
     assert [list(b.iterdir()) for b in births] == [[], []]
@@ -473,9 +478,8 @@ def test_a_worker_opens_its_unnamed_files_in_its_own_folder_and_names_them_in_th
 
 
 def test_a_worker_whose_own_folder_is_gone_drafts_from_the_outbox(tmp_path: Path) -> None:
-    from multiprocessing import Pipe
 
-    from notify.drafting import _draft_pieces, _Job
+    from notify.drafting import _Job
 
     outbox = tmp_path / "outbox"
     outbox.mkdir()
@@ -484,10 +488,5 @@ def test_a_worker_whose_own_folder_is_gone_drafts_from_the_outbox(tmp_path: Path
         _columns(rows), EXAMPLE_BREACH, outbox, SENDER, NoticeRenderer(), 2, WHEN, [range(5)],
         [tmp_path / "gone"],
     )  # fmt: skip
-    receive, send = Pipe(duplex=False)
-    _draft_pieces(send, job, multiprocessing.get_context("fork").Value("Q", 0), 0)
-    reports = []
-    while (message := receive.recv()) != ("done",):
-        reports.append(message)
-    assert sum(r[1] for r in reports if r[0] == "durable") == 5
+    assert _durable_in_one_worker(job) == 5
     assert sorted(p.stem for p in outbox.iterdir()) == sorted(r["notice_id"] for r in rows)
