@@ -175,7 +175,8 @@ class BatchFiles:
     """A batch of files on its way into the open folder ``folder``, durable and whole at once.
 
     :meth:`add` writes each file as it comes, so no caller holds a batch's data: to an unnamed
-    file of the folder (``O_TMPFILE``, its descriptor kept) where Linux allows it, else to a
+    file (``O_TMPFILE``, its descriptor kept; opened in ``birthplace``, another folder of the
+    same file system, where one is given, else in the folder) where Linux allows it, else to a
     hidden temporary name (create, one write, close, relative to the folder's descriptor: no
     path walk). :meth:`commit` then makes the data of all of them durable at once (one
     ``syncfs``, else one ``fsync`` per file), gives each its name (a link of the unnamed file,

@@ -158,9 +158,7 @@ class _Batch:
     while it was drafted, once its files are durable under their names.
     """
 
-    def __init__(
-        self, job: _Job, folder: int, report: Connection, birthplace: int | None = None
-    ) -> None:
+    def __init__(self, job: _Job, folder: int, report: Connection, birthplace: int | None) -> None:
         self.job = job
         self.report = report
         self.stream: BatchStream[tuple[int, list[Refusal]]] = BatchStream(
@@ -283,7 +281,7 @@ class Drafting:
         self,
         processes: Sequence[BaseProcess],
         reports: Sequence[Connection],
-        births: Sequence[Path] = (),
+        births: Sequence[Path],
     ) -> None:
         self._processes = list(processes)
         self._reports = list(reports)
