@@ -248,6 +248,29 @@ def test_pieces_hold_every_row_once_small_kinds_whole(workers: int) -> None:
         assert len(held_by) == (1 if count <= size else -(-count // size))
 
 
+def test_pieces_count_each_kind_and_come_costliest_first() -> None:
+    """A kind counts as _KIND_ROWS rows in a piece (its compile): a piece of rare kinds holds
+    few rows. Pieces come costliest first, so the workers end on small ones, not on the piece
+    of the rarest kinds."""
+    from notify.drafting import _KIND_ROWS
+
+    big = [dict(_rows(1)[0], notice_id=f"b{i:031x}") for i in range(600)]
+    rows = big + _rows(180)[1:]  # one kind of 600 rows, then 179 kinds of one row each
+    columns = _columns(rows)
+    dealt = pieces(columns, 2)
+    size = -(-len(rows) // 16)
+
+    def kind(i: int) -> tuple[Any, ...]:
+        return tuple(columns[c][i] for c in ("language", "risk", "matched_on", "categories"))
+
+    costs = [len(piece) + _KIND_ROWS * len({kind(i) for i in piece}) for piece in dealt]
+    assert costs == sorted(costs, reverse=True)
+    rare = [piece for piece in dealt if piece[0] >= len(big)]
+    assert max(map(len, rare)) == size // (1 + _KIND_ROWS) < size
+    assert dealt[-1] == list(range(600 - 600 % size, 600))  # the big kind's last, short piece
+    assert sorted(i for piece in dealt for i in piece) == list(range(len(rows)))
+
+
 def test_pieces_go_to_whichever_worker_is_free(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
