@@ -15,7 +15,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 install: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml setup.py matching/_hmac.c matching/_scan.c matching/_german.h matching/_bits.c \
-		notify/_files.c
+		notify/_files.c notify/_eml.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock

@@ -28,5 +28,10 @@ setup(
             sources=["notify/_files.c"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         ),
+        Extension(
+            "notify._eml",
+            sources=["notify/_eml.c"],
+            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        ),
     ]
 )

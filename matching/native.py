@@ -1,5 +1,5 @@
-"""The native extensions (``matching/_scan.c``, ``matching/_bits.c``, ``notify/_files.c``), where
-this build has them."""
+"""The native extensions (``matching/_scan.c``, ``matching/_bits.c``, ``notify/_files.c``,
+``notify/_eml.c``), where this build has them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib
 from functools import cache
 from types import ModuleType
 
-__all__ = ["bits_module", "files_module", "scan_module"]
+__all__ = ["bits_module", "eml_module", "files_module", "scan_module"]
 
 
 @cache
@@ -31,3 +31,8 @@ def bits_module() -> ModuleType | None:
 def files_module() -> ModuleType | None:
     """``notify._files``, or None when it was not built (outbox batches are named from Python)."""
     return _optional("notify._files")
+
+
+def eml_module() -> ModuleType | None:
+    """``notify._eml``, or None when it was not built (skeletons are filled from Python)."""
+    return _optional("notify._eml")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import TerminalError
+from matching.native import eml_module
 from notify.batch_writer import write_batch
 from notify.render import (
     HINT_SLOTS,
@@ -165,6 +166,13 @@ _SKELETONS_MAX = 1024
 # takes (an itemgetter: the value itself for one slot, which ``%`` takes as a single value),
 # and how it is encoded.
 _Line = tuple[bytes, Callable[[Mapping[str, bytes]], Any], Callable[[bytes], bytes]]
+# The same line for notify/_eml.c: its words around the values (UTF-8, the last with the
+# line break), and the slots it takes, by name here, by their index in _Skeleton.slots there.
+_Cut = tuple[tuple[bytes, ...], tuple[str, ...]]
+
+# Where it was built, a notice's value lines are filled and encoded, and its file joined, in
+# one native call (notify/_eml.c: ~7 µs less a notice); else here, line by line.
+_native = eml_module()
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +188,11 @@ class _Skeleton:
     text_lines: tuple[_Line, ...]
     html_lines: tuple[_Line, ...]
     slots: tuple[str, ...]  # the slots its value lines hold
+    # For notify/_eml.c: the parts between the gaps, and each value line as its words around
+    # the values and the values' indexes in ``slots``, the text's lines then the HTML's.
+    literals: tuple[bytes, ...]
+    text_cuts: tuple[tuple[tuple[bytes, ...], tuple[int, ...]], ...]
+    html_cuts: tuple[tuple[tuple[bytes, ...], tuple[int, ...]], ...]
 
 
 _skeletons: dict[tuple[NoticeShape, _Head], _Skeleton | None] = {}
@@ -215,8 +228,9 @@ def _encoded_head(words: str) -> tuple[bytes, int]:
     return head, len(data[:cut].decode("utf-8"))
 
 
-def _body_skeleton(parts: tuple[str, ...]) -> tuple[list[bytes], list[_Line]] | None:
-    """A body's runs of lines without a value, encoded, around its value lines.
+def _body_skeleton(parts: tuple[str, ...]) -> tuple[list[bytes], list[_Line], list[_Cut]] | None:
+    """A body's runs of lines without a value, encoded, around its value lines (as templates,
+    and as their words around the values).
 
     None when the generic path would first normalise the body (a CR, no final line break).
     """
@@ -228,6 +242,7 @@ def _body_skeleton(parts: tuple[str, ...]) -> tuple[list[bytes], list[_Line]] | 
     marked = "".join(p if i % 2 == 0 else f"\ue000{p}\ue001" for i, p in enumerate(parts))
     runs: list[bytes] = []
     lines: list[_Line] = []
+    cuts: list[_Cut] = []
     # From one value line to the next by the markers: the lines between are one run, as is.
     end = 0
     found = marked.find("\ue000")
@@ -240,6 +255,9 @@ def _body_skeleton(parts: tuple[str, ...]) -> tuple[list[bytes], list[_Line]] | 
         runs.append(_encoded_run(marked[end:start]) + head)
         words = "".join(p.replace("%", "%%") if i % 2 == 0 else "%s" for i, p in enumerate(pieces))
         slots = pieces[1::2]
+        words_around = [p.encode() for p in pieces[0::2]]
+        words_around[-1] += b"\n"
+        cuts.append((tuple(words_around), tuple(slots)))
         few = HINT_SLOTS.issuperset(slots)
         lines.append(
             (
@@ -251,7 +269,7 @@ def _body_skeleton(parts: tuple[str, ...]) -> tuple[list[bytes], list[_Line]] | 
         end = stop + 1
         found = marked.find("\ue000", end)
     runs.append(_encoded_run(marked[end:]))
-    return runs, lines
+    return runs, lines, cuts
 
 
 def _skeleton(shape: NoticeShape, head: _Head) -> _Skeleton | None:
@@ -268,7 +286,20 @@ def _skeleton(shape: NoticeShape, head: _Head) -> _Skeleton | None:
     parts = [gap] * (2 * len(chunks) - 1)
     parts[0::2] = chunks
     slots = tuple(dict.fromkeys((*shape.text[1::2], *shape.html[1::2])))
-    return _Skeleton(parts, tuple(text[1]), tuple(html[1]), slots)
+    index = {slot: n for n, slot in enumerate(slots)}
+
+    def indexed(cuts: list[_Cut]) -> tuple[tuple[tuple[bytes, ...], tuple[int, ...]], ...]:
+        return tuple((words, tuple(index[slot] for slot in names)) for words, names in cuts)
+
+    return _Skeleton(
+        parts,
+        tuple(text[1]),
+        tuple(html[1]),
+        slots,
+        tuple(chunks),
+        indexed(text[2]),
+        indexed(html[2]),
+    )
 
 
 def _skeleton_of(shape: NoticeShape, head: _Head) -> _Skeleton | None:
@@ -305,6 +336,24 @@ def _from_skeleton(
         if "\n" in value or "\r" in value:
             return None  # the generic path breaks the line there (or turns a CR into a break)
         text[slot] = value.encode()
+    if _native is not None:
+        text_values = tuple(text.values())  # in the order of skeleton.slots
+        html_values = (
+            text_values
+            if escaped is fills
+            else tuple(escaped[slot].encode() for slot in skeleton.slots)
+        )
+        built: bytes | None = _native.assemble(
+            skeleton.literals,
+            skeleton.text_cuts,
+            skeleton.html_cuts,
+            text_values,
+            html_values,
+            to,
+            date,
+            notice_id,
+        )
+        return built
     html = text if escaped is fills else {slot: escaped[slot].encode() for slot in skeleton.slots}
     encoded = [encode(words % values(text)) for words, values, encode in skeleton.text_lines]
     encoded += [encode(words % values(html)) for words, values, encode in skeleton.html_lines]

@@ -11,7 +11,7 @@ from email.policy import default
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from core.errors import TerminalError
@@ -29,6 +29,20 @@ NOTICE = RenderedNotice(
 )
 TO = "marie.durand@example.org"
 SENDER = "Opérateur Exemple <securite@operateur.example>"
+
+
+@pytest.fixture(params=["native", "python"])
+def skeletons(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a notice fills its shape's skeleton: in one native call (``notify/_eml.c``),
+    or line by line from Python."""
+    from notify import outbox
+
+    if request.param == "native":
+        if outbox._native is None:
+            pytest.skip("notify._eml was not built")
+    else:
+        monkeypatch.setattr(outbox, "_native", None)
+    return str(request.param)
 
 
 def parse(path: Path) -> EmailMessage:
@@ -136,7 +150,9 @@ def test_a_batch_is_written_whole_and_parses_like_the_email_package(tmp_path: Pa
     assert text is not None and text.get_content() == "Line\nwithout final break  \n"
 
 
-def test_a_rendered_notice_round_trips_through_its_shape_skeleton(tmp_path: Path) -> None:
+def test_a_rendered_notice_round_trips_through_its_shape_skeleton(
+    tmp_path: Path, skeletons: str
+) -> None:
     """Bodies built per shape decode to exactly the notice; an altered notice still does."""
     from dataclasses import replace
 
@@ -199,7 +215,7 @@ def _contexts() -> list[object]:
     return out
 
 
-def test_fast_emls_parse_back_like_the_email_package(tmp_path: Path) -> None:
+def test_fast_emls_parse_back_like_the_email_package(tmp_path: Path, skeletons: str) -> None:
     """The per-shape .eml equals, parsed back, what the email package writes for the notice;
     and its bytes equal the generic path's (the notice not provably built: encoded whole)."""
     from notify.outbox import _message, build_emls
@@ -250,7 +266,9 @@ _HOSTILE_NAMES = [
 ]
 
 
-def test_emls_of_notices_not_yet_joined_equal_the_generic_paths_bytes(tmp_path: Path) -> None:
+def test_emls_of_notices_not_yet_joined_equal_the_generic_paths_bytes(
+    tmp_path: Path, skeletons: str
+) -> None:
     """Built from the shape and values alone, a notice's .eml is byte for byte the one the
     generic path (whole bodies through quoted-printable) writes for the joined notice."""
     from notify.outbox import build_emls
@@ -311,7 +329,9 @@ def test_a_lines_head_encodes_as_it_does_within_the_line(words: str, rest: str) 
         {"name": "a\rb", "reference": "r1", "iban_hint": "x"},
     ],
 )
-def test_any_value_line_equals_the_generic_paths_bytes(values: dict[str, str]) -> None:
+def test_any_value_line_equals_the_generic_paths_bytes(
+    values: dict[str, str], skeletons: str
+) -> None:
     """One value, two on a line, a hint line, and values the fast path leaves to the generic
     one (a line break): the same bytes as the whole bodies through quoted-printable."""
     from notify.outbox import build_eml
@@ -326,3 +346,53 @@ def test_any_value_line_equals_the_generic_paths_bytes(values: dict[str, str]) -
     fast = build_eml(filled, TO, sender=SENDER, date=when)
     generic = build_eml(replace(filled.rendered(), built=None), TO, sender=SENDER, date=when)
     assert fast == generic
+
+
+# Bytes that quoted-printable treats apart: spaces and tabs (at a line's end), "=", ".", NUL
+# and other controls, 8-bit bytes, and plain ones to reach the soft breaks.
+_QP_BYTES = st.binary(max_size=0) | st.lists(
+    st.sampled_from([b" ", b"\t", b"=", b".", b"\0", b"\x1b", b"\x7f", b"\xc3\xa9", b"a", b"%s"]),
+    max_size=120,
+).map(b"".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(before=_QP_BYTES, value=_QP_BYTES, after=_QP_BYTES, html=_QP_BYTES, ended=st.booleans())
+@example(before=b".\0", value=b"", after=b"", html=b"", ended=True)  # "." alone, then NUL
+@example(before=b"a", value=b" ", after=b"", html=b"\t", ended=False)  # white space at the end
+@example(before=b"a" * 76, value=b"", after=b"", html=b"", ended=False)  # no soft break at the end
+def test_native_value_lines_encode_as_binascii(
+    before: bytes, value: bytes, after: bytes, html: bytes, ended: bool
+) -> None:
+    """notify/_eml.c's quoted-printable is binascii.b2a_qp(line, istext=True), byte for byte
+    (its lines end with a line break; it holds without), and its file is the literals with
+    the gaps and the encoded lines between them."""
+    import binascii
+
+    from notify import outbox
+
+    if outbox._native is None:
+        pytest.skip("notify._eml was not built")
+    end = b"\n" if ended else b""
+    literals = (b"L0", b"L1", b"L2", b"L3", b"L4", b"L5", b"L6")
+    text_line = ((before, after + end), (0,))
+    html_line = ((html, b".\n"), (1,))  # a full stop alone at a line's start after a value
+    built = outbox._native.assemble(
+        literals, (text_line,), (html_line,), (value, b""), (value, html), b"to", b"d", b"id"
+    )
+    encoded_text = binascii.b2a_qp(before + value + after + end, istext=True)
+    encoded_html = binascii.b2a_qp(html + html + b".\n", istext=True)
+    assert built == b"L0toL1dL2idL3idL4" + encoded_text + b"L5" + encoded_html + b"L6"
+
+
+@pytest.mark.parametrize("value", [b"two\nlines", b"a\rb", b"\r"])
+def test_native_skeleton_leaves_line_breaks_in_values_to_the_generic_path(value: bytes) -> None:
+    from notify import outbox
+
+    if outbox._native is None:
+        pytest.skip("notify._eml was not built")
+    literals = (b"",) * 6
+    line = ((b"Bonjour ", b",\n"), (0,))
+    assert outbox._native.assemble(literals, (line,), (), (value,), (value,), b"", b"", b"") is None
+    with pytest.raises(TypeError):  # one literal short: a skeleton we never make
+        outbox._native.assemble(literals[1:], (line,), (), (value,), (value,), b"", b"", b"")
