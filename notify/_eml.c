@@ -43,7 +43,7 @@ static int must_escape(const unsigned char *data, Py_ssize_t n, Py_ssize_t i, Py
 }
 
 /* Quoted-printable of data[0:n] into out (room for qp_bound(n)); returns the length.
- * data holds no CR: assemble() leaves such lines to the generic path first. */
+ * data holds no CR: line_length() leaves such lines to the generic path first. */
 static Py_ssize_t qp(const unsigned char *data, Py_ssize_t n, char *out)
 {
     Py_ssize_t o = 0, linelen = 0;
@@ -95,8 +95,8 @@ static int line_parts(PyObject *line, PyObject **segments, PyObject **slots)
     return 0;
 }
 
-/* The line's length filled with ``values``; -1 on a malformed line, -2 when a value or a
- * segment holds a CR or LF where the generic path must decide (a segment's LF is its end). */
+/* The line's length filled with ``values``; -1 on a malformed line, -2 when the generic path
+ * must decide: a CR anywhere, or an LF in a value (a line's own LF ends its last segment). */
 static Py_ssize_t line_length(PyObject *line, PyObject *values)
 {
     PyObject *segments, *slots;
@@ -107,6 +107,8 @@ static Py_ssize_t line_length(PyObject *line, PyObject *values)
         PyObject *segment = PyTuple_GET_ITEM(segments, k);
         if (!PyBytes_Check(segment))
             return -1;
+        if (memchr(PyBytes_AS_STRING(segment), '\r', (size_t)PyBytes_GET_SIZE(segment)) != NULL)
+            return -2;
         total += PyBytes_GET_SIZE(segment);
         if (k == count)
             break;
@@ -211,10 +213,6 @@ static PyObject *assemble(PyObject *self, PyObject *args)
         PyObject *line = k < text_n ? PyTuple_GET_ITEM(text_lines, k)
                                     : PyTuple_GET_ITEM(html_lines, k - text_n);
         line_fill(line, k < text_n ? text_values : html_values, raw);
-        if (memchr(raw, '\r', (size_t)lengths[k]) != NULL) {
-            result = Py_NewRef(Py_None);
-            goto done;
-        }
         Py_ssize_t length = qp((const unsigned char *)raw, lengths[k], encoded + used);
         lengths[k] = length;
         used += length;

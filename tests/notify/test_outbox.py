@@ -394,5 +394,10 @@ def test_native_skeleton_leaves_line_breaks_in_values_to_the_generic_path(value:
     literals = (b"",) * 6
     line = ((b"Bonjour ", b",\n"), (0,))
     assert outbox._native.assemble(literals, (line,), (), (value,), (value,), b"", b"", b"") is None
+    words_with_cr = ((b"Bonjour\r", b",\n"), (0,))  # never made by _body_skeleton; refused too
+    assert (
+        outbox._native.assemble(literals, (words_with_cr,), (), (b"Zoe",), (b"Zoe",), b"", b"", b"")
+        is None
+    )
     with pytest.raises(TypeError):  # one literal short: a skeleton we never make
         outbox._native.assemble(literals[1:], (line,), (), (value,), (value,), b"", b"", b"")
