@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +13,9 @@ from matching.store import Store
 
 __all__ = [
     "KIND_COLUMNS",
+    "PAGE_ROWS",
+    "candidate_pages",
+    "count_candidates",
     "delivery_counts",
     "fallback_rows",
     "fold_input",
@@ -90,57 +93,66 @@ def notice_states(store: Store, breach_id: str) -> dict[tuple[str, str], int]:
 # mark-after-send: the answers go in one transaction. Every statement guards on the state it
 # expects, so a stale caller cannot move a notice that something else already moved.
 
-# Oldest first; ``$by_kind``: kind by kind first (KIND_COLUMNS), for a sender whose requests
-# share notices of one shape (notify/senders.py). Ordered here rather than in the frame: a
-# polars sort of the 20 M store's 5.41 M candidates held a second copy (5.09 GB peak).
-# Each row names its exposure's shape by number (kinds, category_mask) and send_candidates
-# gives the shape's words from the few shapes of the breach (_SHAPES): with its matched keys
-# and categories as words on every row, those 5.41 M candidates took 12.1-12.4 s and 3.56 GB
-# of peak memory (a 1.18 GB frame) against 10.3 s and 3.13 GB (797 MB). Arrow string views
-# (arrow_output_version 1.5) raised the peak back to 3.53 GB.
-_CANDIDATES = Statement(
-    "notices to send",
+# The candidates come a page at a time: at national scale, reading them as one frame peaked at
+# 3.15-3.33 GB (SendGrid's kind order) and 4.46-4.57 GB (ledger order) for the 20 M store's
+# 5.41 M, growing with them (docs/scale-history.md). A page picks the next PAGE_ROWS notices
+# after the last one picked, from the notices alone, into a temporary table, then joins them
+# with their customers and exposures. Ordered oldest first, then by customer id: the page's
+# customer ids then span a narrow range, so DuckDB's join skips the customers' row groups
+# outside it when customers were loaded in id order (500 000 of the 5.41 M: 1.0-1.4 s a page;
+# by notice id, a random order, 3.4-4.4 s). Each row names its exposure's shape by number
+# (kinds, category_mask); _with_shapes gives the shape's words from the few shapes of the
+# breach (_SHAPES): with its matched keys and categories as words on every row, the 5.41 M
+# candidates took a 1.18 GB frame against 797 MB.
+PAGE_ROWS = 250_000
+_PICK = Statement(
+    "pick the next notices to send",
+    """
+    CREATE OR REPLACE TEMP TABLE candidate_page AS
+    SELECT notice_id, customer_id, channel, state, breach_id, planned_at
+    FROM notices
+    WHERE breach_id = $breach_id AND channel = 'email' AND list_contains($states, state)
+      AND ($first OR (planned_at, customer_id, notice_id) > ($at, $customer_id, $notice_id))
+    ORDER BY planned_at, customer_id, notice_id
+    LIMIT $limit
+    """,
+)
+_PICKED = Statement(
+    "the last notice picked, and how many",
+    """
+    SELECT planned_at, customer_id, notice_id, count(*) OVER ()
+    FROM candidate_page
+    ORDER BY planned_at DESC, customer_id DESC, notice_id DESC
+    LIMIT 1
+    """,
+)
+# A picked notice whose customer or exposure is gone drops out here; the next page goes on
+# after it all the same, so the pages hold every candidate once.
+_PAGE = Statement(
+    "the picked notices with their context",
     """
     SELECT n.notice_id, n.customer_id, n.channel, n.state, c.language, c.first_name,
            c.last_name, c.email, r.kinds, r.category_mask, c.iban_hint, c.phone_hint
+    FROM candidate_page n
+    JOIN customers c ON c.customer_id = n.customer_id
+    JOIN exposure_rows r ON r.breach_id = n.breach_id AND r.customer_no = c.customer_no
+    JOIN exposure_shapes e
+        ON e.breach_id = r.breach_id AND e.kinds = r.kinds AND e.category_mask = r.category_mask
+    ORDER BY n.planned_at, n.customer_id, n.notice_id
+    """,
+)
+_DROP_PAGE = Statement("drop the picked notices", "DROP TABLE candidate_page")
+# The candidates' count, for progress (1.1-1.3 s for the 20 M store's 5.41 M).
+_COUNT_CANDIDATES = Statement(
+    "count notices to send",
+    """
+    SELECT count(*)
     FROM notices n
     JOIN customers c ON c.customer_id = n.customer_id
     JOIN exposure_rows r ON r.breach_id = n.breach_id AND r.customer_no = c.customer_no
     JOIN exposure_shapes e
         ON e.breach_id = r.breach_id AND e.kinds = r.kinds AND e.category_mask = r.category_mask
     WHERE n.breach_id = $breach_id AND n.channel = 'email' AND list_contains($states, n.state)
-    ORDER BY CASE WHEN $by_kind THEN c.language END, CASE WHEN $by_kind THEN e.risk END,
-             CASE WHEN $by_kind THEN e.matched_on END, CASE WHEN $by_kind THEN e.categories END,
-             n.planned_at, n.notice_id
-    LIMIT $limit
-    """,
-)
-# The first ``limit`` candidates, picked from the notices alone before any join: the joins then
-# read the customers and exposures of those notices only. In the 20 M bench's store (5.68 M
-# notices), 20 000 candidates took 2.93-3.03 s against 5.58-5.71 s for _CANDIDATES with the
-# same limit (the same rows). A notice whose customer or exposure is gone drops out here after
-# the pick, where _CANDIDATES would have taken the next one instead: the count picked tells
-# (send_candidates). Its columns and joins are _CANDIDATES' own, written out as every statement
-# here is (a test compares the two queries' rows, columns included).
-_FIRST_CANDIDATES = Statement(
-    "first notices to send",
-    """
-    WITH picked AS (
-        SELECT notice_id, customer_id, channel, state, breach_id, planned_at
-        FROM notices
-        WHERE breach_id = $breach_id AND channel = 'email' AND list_contains($states, state)
-        ORDER BY planned_at, notice_id
-        LIMIT $limit
-    )
-    SELECT n.notice_id, n.customer_id, n.channel, n.state, c.language, c.first_name,
-           c.last_name, c.email, r.kinds, r.category_mask, c.iban_hint, c.phone_hint,
-           (SELECT count(*) FROM picked) AS picked
-    FROM picked n
-    JOIN customers c ON c.customer_id = n.customer_id
-    JOIN exposure_rows r ON r.breach_id = n.breach_id AND r.customer_no = c.customer_no
-    JOIN exposure_shapes e
-        ON e.breach_id = r.breach_id AND e.kinds = r.kinds AND e.category_mask = r.category_mask
-    ORDER BY n.planned_at, n.notice_id
     """,
 )
 _SHAPES = Statement(
@@ -300,34 +312,63 @@ _FOLDED_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 }
 
 
+def count_candidates(store: Store, breach_id: str, states: Sequence[str]) -> int:
+    """How many e-mail notices in one of ``states`` :func:`candidate_pages` would give."""
+    return int(store.scalar(_COUNT_CANDIDATES, {"breach_id": breach_id, "states": list(states)}))
+
+
+def candidate_pages(
+    store: Store,
+    breach_id: str,
+    states: Sequence[str],
+    limit: int | None = None,
+    *,
+    page_rows: int = PAGE_ROWS,
+) -> Iterator[pl.DataFrame]:
+    """E-mail notices in one of ``states`` with their context, oldest first (then by customer
+    id), at most ``limit`` in all, in pages of at most ``page_rows`` (the first one even
+    empty, the others never).
+
+    Each page is read when the previous one is consumed, so the caller may record outcomes in
+    between; a page starts after the last notice the previous one picked, so a notice the
+    caller moves meanwhile is never given twice.
+    """
+    shapes = store.frame(_SHAPES, {"breach_id": breach_id})
+    params: dict[str, Any] = {
+        "breach_id": breach_id,
+        "states": list(states),
+        "first": True,
+        "at": None,
+        "customer_id": None,
+        "notice_id": None,
+    }
+    left = limit if limit else None
+    while left is None or left > 0:
+        size = page_rows if left is None else min(page_rows, left)
+        store.run(_PICK, {**params, "limit": size})
+        last = store.rows(_PICKED)
+        page = _with_shapes(shapes, store.frame(_PAGE))
+        store.run(_DROP_PAGE)  # now: a caller that stops iterating leaves nothing behind
+        if page.height or params["first"]:
+            yield page  # the first page even empty: a frame with the columns
+        if not last or last[0][3] < size:
+            return
+        at, customer_id, notice_id, _ = last[0]
+        params.update(first=False, at=at, customer_id=customer_id, notice_id=notice_id)
+        if left is not None:
+            left -= page.height
+
+
 def send_candidates(
     store: Store,
     breach_id: str,
     states: Sequence[str],
     limit: int | None = None,
     *,
-    by_kind: bool = False,
+    page_rows: int = PAGE_ROWS,
 ) -> pl.DataFrame:
-    """E-mail notices in one of ``states`` with their context, oldest first, at most ``limit``.
-
-    With a limit, the notices are picked before they are joined (:data:`_FIRST_CANDIDATES`);
-    if a picked notice drops out of the joins (its customer or exposure is gone), or none is
-    picked, the whole query answers instead, so the rows are the same either way.
-    ``by_kind``: the same rows with the notices of one kind (:data:`KIND_COLUMNS`) side by
-    side, in ledger order within a kind.
-    """
-    params = {"breach_id": breach_id, "states": list(states), "limit": limit if limit else 2**62}
-    if limit:
-        first = store.frame(_FIRST_CANDIDATES, params)
-        if first.height and first.height == first["picked"][0]:
-            numbered = first.drop("picked")
-        else:
-            numbered = store.frame(_CANDIDATES, {**params, "by_kind": False})
-        frame = _with_shapes(store, breach_id, numbered)
-        if by_kind:
-            return frame.sort(list(KIND_COLUMNS), maintain_order=True, nulls_last=True)
-        return frame
-    return _with_shapes(store, breach_id, store.frame(_CANDIDATES, {**params, "by_kind": by_kind}))
+    """:func:`candidate_pages` as one frame: for a bounded ``limit`` or a small store."""
+    return pl.concat(candidate_pages(store, breach_id, states, limit, page_rows=page_rows))
 
 
 _CANDIDATE_COLUMNS = (
@@ -336,10 +377,10 @@ _CANDIDATE_COLUMNS = (
 )  # fmt: skip
 
 
-def _with_shapes(store: Store, breach_id: str, frame: pl.DataFrame) -> pl.DataFrame:
+def _with_shapes(shapes: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
     """The candidates with their shape's words in place of its numbers: matched keys,
-    categories and risk as enums (a code a row, their words once), ordered as words are."""
-    shapes = store.frame(_SHAPES, {"breach_id": breach_id})
+    categories and risk as enums (a code a row, their words once, the same on every page of a
+    breach), ordered as words are."""
     number = pl.col("kinds").cast(pl.UInt32) * 65536 + pl.col("category_mask").cast(pl.UInt32)
     numbers = shapes.select(number.alias("n"))["n"].to_list()
     index = frame.select(

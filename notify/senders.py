@@ -142,10 +142,15 @@ class Sender(Protocol):
         ...
 
     @property
+    def per_request(self) -> int:
+        """The most notices of one shape one request carries: 1 (each notice alone), or more
+        (the send loop then hands them over kind by kind, in runs of this many)."""
+        ...
+
+    @property
     def min_batch(self) -> int:
         """The fewest notices worth handing to :meth:`send` at once: 1, or (a sender whose
-        requests share notices of one shape) enough to fill its requests in flight; the send
-        loop then also orders them so that notices of one kind come together."""
+        requests share notices of one shape) enough to fill its requests in flight."""
         ...
 
     def send(self, batch: Sequence[OutgoingNotice]) -> SendResult: ...
@@ -156,6 +161,7 @@ class OutboxSender:
 
     name = "outbox"
     records_before_send = False
+    per_request = 1
     min_batch = 1
 
     def __init__(self, outbox: Path, sender_email: str) -> None:

@@ -23,6 +23,7 @@ accepted or later.
 from __future__ import annotations
 
 import contextlib
+import io
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -112,11 +113,51 @@ def prepare(
     return _Prepared(ready, refused)
 
 
-def _batches(rows: pl.DataFrame, size: int) -> Iterator[list[dict[str, object]]]:
-    """The rows a batch at a time, as dicts: only one batch's dicts exist at once (5.68 M
-    candidates as dicts would take gigabytes)."""
-    for start in range(0, rows.height, size):
-        yield rows.slice(start, size).to_dicts()
+def _batches(frames: Iterable[pl.DataFrame], size: int) -> Iterator[pl.DataFrame]:
+    """The rows of ``frames``, in order, ``size`` at a time (the last batch may hold fewer),
+    whatever the frames' own sizes."""
+    rest: pl.DataFrame | None = None
+    for frame in frames:
+        rows = frame if rest is None else pl.concat([rest, frame])
+        full = rows.height - rows.height % size
+        for at in range(0, full, size):
+            yield rows.slice(at, size)
+        rest = rows.slice(full)
+    if rest is not None and rest.height:
+        yield rest
+
+
+def _kind_batches(pages: Iterable[pl.DataFrame], unit: int, size: int) -> Iterator[pl.DataFrame]:
+    """Batches of ``size`` notices (a multiple of ``unit``) for a sender whose requests carry
+    up to ``unit`` notices of one shape: as soon as ``unit`` notices of one kind
+    (:data:`~matching.ledger.KIND_COLUMNS`) have come, they go together into the batches; what
+    is left of each kind at the end (fewer than ``unit``) goes last, kind by kind. Within a
+    kind, ledger order. Holds fewer than ``unit`` notices of each kind from one page to the
+    next, however many candidates there are."""
+    kind = list(ledger.KIND_COLUMNS)
+    at = pl.int_range(pl.len()).over(kind)
+    count = pl.len().over(kind)
+
+    def runs() -> Iterator[pl.DataFrame]:
+        waiting: pl.DataFrame | None = None
+        for page in pages:
+            rows = page if waiting is None else pl.concat([waiting, page])
+            ready = rows.select(at < count - count % unit).to_series()
+            yield rows.filter(ready).sort(kind, maintain_order=True, nulls_last=True)
+            waiting = _owned(rows.filter(~ready))
+        if waiting is not None and waiting.height:
+            yield waiting.sort(kind, maintain_order=True, nulls_last=True)
+
+    return _batches(runs(), size)
+
+
+def _owned(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` in memory of its own: a filtered frame's strings still point into its
+    source's buffers, so a few notices held from page to page would keep every page alive."""
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer, compression="uncompressed")
+    buffer.seek(0)
+    return pl.read_ipc(buffer)
 
 
 def _record(store: Store, outcomes: Sequence[Outcome], from_states: Sequence[str]) -> None:
@@ -157,6 +198,7 @@ def send_notices(
     require_confirmation: bool = True,
     progress: Progress | None = None,
     renderer: NoticeRenderer | None = None,
+    page_rows: int = ledger.PAGE_ROWS,
 ) -> SendReport:
     """Send (or draft) every e-mail notice of the breach not yet sent; see the module docstring.
 
@@ -169,9 +211,9 @@ def send_notices(
     if dry_run:
         with contextlib.suppress(_DryRun), store.transaction():
             report.planned = ledger.plan_notices_in_transaction(store, breach_id)
-            rows = ledger.send_candidates(store, breach_id, PRE_SEND, limit)
-            report.candidates = rows.height
-            _check_only(rows, facts, renderer, report, progress)
+            report.candidates = _count(store, breach_id, PRE_SEND, limit)
+            pages = ledger.candidate_pages(store, breach_id, PRE_SEND, limit, page_rows=page_rows)
+            _check_only(pages, facts, renderer, report, progress)
             raise _DryRun
         report.ambiguous = ledger.unresolved_notices(store, breach_id)
         return report
@@ -179,22 +221,25 @@ def send_notices(
     report.planned = ledger.plan_notices(store, breach_id)
     unresolved = resolve_unresolved(store, breach_id)
     from_states = (*PRE_SEND, "ambiguous") if resend_ambiguous else PRE_SEND
-    # A sender whose requests share notices of one shape gets them kind by kind (below).
-    by_kind = sender.min_batch > 1
-    candidates = ledger.send_candidates(store, breach_id, from_states, limit, by_kind=by_kind)
-    report.candidates = candidates.height
+    report.candidates = _count(store, breach_id, from_states, limit)
+    pages = ledger.candidate_pages(store, breach_id, from_states, limit, page_rows=page_rows)
     if isinstance(sender, OutboxSender):
-        _draft(store, candidates, facts, sender, renderer, report, from_states, progress)
+        _draft(store, pages, facts, sender, renderer, report, from_states, progress)
     else:
-        _send(store, candidates, facts, sender, renderer, report, from_states, batch_size, progress)
+        _send(store, pages, facts, sender, renderer, report, from_states, batch_size, progress)
     if not resend_ambiguous:
         report.ambiguous = sorted(set(unresolved) | set(report.ambiguous))
     return report
 
 
+def _count(store: Store, breach_id: str, states: Sequence[str], limit: int | None) -> int:
+    count = ledger.count_candidates(store, breach_id, states)
+    return min(count, limit) if limit else count
+
+
 def _send(
     store: Store,
-    candidates: pl.DataFrame,
+    pages: Iterable[pl.DataFrame],
     facts: BreachFacts,
     sender: Sender,
     renderer: NoticeRenderer,
@@ -207,14 +252,21 @@ def _send(
     record the answers. Raises the sender's halt once the batch's answers are recorded.
 
     A sender whose requests carry several notices of one shape gets batches of at least its
-    ``min_batch`` (the candidates come kind by kind for it: the shape follows from the kind,
-    and from which of the name and hints a customer has). A batch costs two ledger statements
-    whatever its size (~0.15-0.35 s each against 5.68 M notices, measured from 1 000 to 5 000
-    notices), so larger batches also spare the ledger.
+    ``min_batch``, made of runs of its ``per_request`` notices of one kind
+    (:func:`_kind_batches`: the shape follows from the kind, and from which of the name and
+    hints a customer has). A batch costs two ledger statements whatever its size (~0.15-0.35 s
+    each against 5.68 M notices, measured from 1 000 to 5 000 notices), so larger batches also
+    spare the ledger.
     """
     batch_size = max(batch_size, sender.min_batch)
+    if sender.per_request > 1:
+        unit = sender.per_request
+        batches = _kind_batches(pages, unit, -(-batch_size // unit) * unit)
+    else:
+        batches = _batches(pages, batch_size)
     done = 0
-    for chunk in _batches(candidates, batch_size):
+    for rows in batches:
+        chunk = rows.to_dicts()  # one batch's dicts at a time: 5.68 M would take gigabytes
         prepared = prepare(chunk, facts, renderer)
         report.rendered += len(prepared.ready) + len(prepared.refused)
         _note_incomplete(report, prepared.refused)
@@ -235,14 +287,14 @@ def _send(
         report.retries += result.retries
         done += len(chunk)
         if progress:
-            progress(done, candidates.height)
+            progress(done, report.candidates)
         if result.halt is not None:
             raise result.halt
 
 
 def _draft(
     store: Store,
-    candidates: pl.DataFrame,
+    pages: Iterable[pl.DataFrame],
     facts: BreachFacts,
     sender: OutboxSender,
     renderer: NoticeRenderer,
@@ -257,15 +309,25 @@ def _draft(
     unrecorded (its notices stay where they were, to be drafted again).
 
     The chunks are pipelined: while one chunk's workers draft, this process records the chunk
-    before it and compiles the next one's kinds of notice (:func:`warm_shapes`), which the next
-    workers inherit. Forks happen only between those steps, never during a store statement.
+    before it, reads the next page of candidates when it needs one, and compiles the next
+    chunk's kinds of notice (:func:`warm_shapes`), which the next workers inherit. Forks happen
+    only between those steps, never during a store statement.
     """
-    mailable = candidates.filter(pl.col("email").is_not_null())
-    done = candidates.height - mailable.height  # planned for post: the fallback list has them
-    chunks = [mailable.slice(at, DRAFT_CHUNK) for at in range(0, mailable.height, DRAFT_CHUNK)]
-    columns = chunks[0].to_dict(as_series=False) if chunks else {}
+    post = 0  # candidates planned for post, passed so far: the fallback list has them
+
+    def mailable() -> Iterator[pl.DataFrame]:
+        nonlocal post
+        for page in pages:
+            rows = page.filter(pl.col("email").is_not_null())
+            post += page.height - rows.height
+            yield rows
+
+    chunks = _batches(mailable(), DRAFT_CHUNK)
+    chunk = next(chunks, None)
+    columns = chunk.to_dict(as_series=False) if chunk is not None else {}
+    done = 0
     finished: tuple[pl.DataFrame, Drafted] | None = None
-    for n, chunk in enumerate(chunks):
+    while chunk is not None:
         running = start_drafting(
             columns, facts, sender.outbox, sender=sender.sender_email, renderer=renderer
         )
@@ -273,18 +335,20 @@ def _draft(
             if finished is not None:
                 done = _record_drafted(store, *finished, report, from_states, done)
                 if progress:
-                    progress(done, candidates.height)
-            if n + 1 < len(chunks):
-                columns = chunks[n + 1].to_dict(as_series=False)
+                    progress(done + post, report.candidates)
+            following = next(chunks, None)
+            if following is not None:
+                columns = following.to_dict(as_series=False)
                 warm_shapes(columns, facts, sender=sender.sender_email, renderer=renderer)
             finished = (chunk, running.wait())
         except BaseException:
             running.stop()
             raise
+        chunk = following
     if finished is not None:
         done = _record_drafted(store, *finished, report, from_states, done)
-        if progress:
-            progress(done, candidates.height)
+    if progress and (finished is not None or post):
+        progress(done + post, report.candidates)
 
 
 def _record_drafted(
@@ -329,17 +393,17 @@ def _note_incomplete(report: SendReport, refused: Sequence[Outcome]) -> None:
 
 
 def _check_only(
-    rows: pl.DataFrame,
+    pages: Iterable[pl.DataFrame],
     facts: BreachFacts,
     renderer: NoticeRenderer,
     report: SendReport,
     progress: Progress | None,
 ) -> None:
     done = 0
-    for chunk in _batches(rows, 500):
-        prepared = prepare(chunk, facts, renderer)
+    for rows in _batches(pages, 500):
+        prepared = prepare(rows.to_dicts(), facts, renderer)
         report.rendered += len(prepared.ready) + len(prepared.refused)
         _note_incomplete(report, prepared.refused)
-        done += len(chunk)
+        done += rows.height
         if progress:
-            progress(done, rows.height)
+            progress(done, report.candidates)

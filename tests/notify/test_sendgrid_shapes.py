@@ -250,14 +250,19 @@ def test_an_address_the_library_cannot_read_fails_alone(fake: FakeSendGrid) -> N
     assert all(r.status == 202 for r in fake.requests)
 
 
-def test_the_send_loop_fills_every_request_in_flight(world: World, fake: FakeSendGrid) -> None:
-    # 5 notices a request, 2 in flight: ledger batches of 10 (the configured 25 is above it),
-    # each holding notices of one kind side by side.
+@pytest.mark.parametrize("page_rows", [7, 250_000])
+def test_the_send_loop_fills_every_request_in_flight(
+    world: World, fake: FakeSendGrid, page_rows: int
+) -> None:
+    # 5 notices a request, 2 in flight: ledger batches of 10 (the configured 4 is below it),
+    # each holding runs of 5 notices of one kind, however the candidates are paged.
     sender = _sender(fake, per_request=5, concurrency=2)
     assert sender.min_batch == 10
     facts = breach_facts(world.settings, world.breach_id, datetime(2024, 10, 20, tzinfo=UTC))
     with open_store(world.settings) as store:
-        report = send_notices(store, world.breach_id, facts, sender, batch_size=4)
+        report = send_notices(
+            store, world.breach_id, facts, sender, batch_size=4, page_rows=page_rows
+        )
     assert report.accepted == world.with_email
     batches = ledger(
         world.settings, "SELECT count(DISTINCT batch_id) FROM notices WHERE state = 'accepted'"

@@ -253,19 +253,49 @@ def _candidates(world: World) -> list[str]:
     return [i for i, e in zip(rows["notice_id"], rows["email"], strict=True) if e is not None]
 
 
-def test_limited_candidates_are_the_first_of_all_candidates(world: World) -> None:
-    """With a limit the notices are picked before the joins: the same rows, in the same order."""
+def test_pages_give_every_candidate_once_in_ledger_order(world: World) -> None:
+    """Page after page, the candidates are those of one query joining everything, in its order
+    (oldest first, then by customer id), whatever the page size; with a limit, its first."""
+    from matching.sql import Statement
+
     with open_store(world.settings) as store:
         ledger_mod.plan_notices(store, world.breach_id)
+        expected = store.rows(
+            Statement(
+                "every candidate, one query",
+                """
+                SELECT n.notice_id FROM notices n
+                JOIN customers c ON c.customer_id = n.customer_id
+                JOIN exposure_rows r
+                    ON r.breach_id = n.breach_id AND r.customer_no = c.customer_no
+                JOIN exposure_shapes e ON e.breach_id = r.breach_id AND e.kinds = r.kinds
+                    AND e.category_mask = r.category_mask
+                WHERE n.channel = 'email' AND n.state = 'planned'
+                ORDER BY n.planned_at, n.customer_id, n.notice_id
+                """,
+            )
+        )
         every = ledger_mod.send_candidates(store, world.breach_id, ["planned"])
-        for limit in (1, 7, every.height, every.height + 5):
-            got = ledger_mod.send_candidates(store, world.breach_id, ["planned"], limit)
-            assert got.equals(every.head(limit))
+        assert every["notice_id"].to_list() == [r[0] for r in expected]
+        assert ledger_mod.count_candidates(store, world.breach_id, ["planned"]) == every.height
+        for page_rows in (1, 3, every.height - 1):
+            pages = list(
+                ledger_mod.candidate_pages(store, world.breach_id, ["planned"], page_rows=page_rows)
+            )
+            assert [p.height for p in pages[:-1]] == [page_rows] * (len(pages) - 1)
+            assert pl.concat(pages).equals(every)
+            for limit in (1, 7, every.height, every.height + 5):
+                got = ledger_mod.send_candidates(
+                    store, world.breach_id, ["planned"], limit, page_rows=page_rows
+                )
+                assert got.equals(every.head(limit))
+        nothing = ledger_mod.send_candidates(store, world.breach_id, ["accepted"])
+        assert nothing.height == 0 and nothing.columns == every.columns
 
 
 def test_a_picked_notice_whose_exposure_is_gone_is_replaced_by_the_next(world: World) -> None:
-    """A notice whose exposure row is gone drops out of the joins; the limited query must then
-    give the next candidate in its place, as the whole query does."""
+    """A notice whose exposure row is gone drops out of the joins; the next candidate takes its
+    place, and a page that held only that notice is passed over."""
     from matching.sql import Statement
 
     with open_store(world.settings) as store:
@@ -282,8 +312,14 @@ def test_a_picked_notice_whose_exposure_is_gone_is_replaced_by_the_next(world: W
             ),
             {"customer_id": gone},
         )
-        got = ledger_mod.send_candidates(store, world.breach_id, ["planned"], 5)
-    assert got.equals(every.slice(1, 5))
+        for page_rows in (1, 2, 5):
+            got = ledger_mod.send_candidates(
+                store, world.breach_id, ["planned"], 5, page_rows=page_rows
+            )
+            assert got.equals(every.slice(1, 5))
+        assert pl.concat(
+            ledger_mod.candidate_pages(store, world.breach_id, ["planned"], page_rows=1)
+        ).equals(every.slice(1))
     assert gone not in got["customer_id"].to_list()
 
 
@@ -322,25 +358,42 @@ def test_candidates_carry_their_exposure_shape_in_words(world: World) -> None:
     assert len(got) == len(words) and len({w[1] for w in words.values()}) > 1
 
 
-def test_candidates_kind_by_kind_are_the_same_rows_each_kind_together(world: World) -> None:
-    """For shared SendGrid requests: the candidates, each kind's notices side by side, in
-    ledger order within a kind; with a limit, the same first notices so ordered."""
+def test_kind_batches_hand_over_runs_of_one_kind_whatever_the_pages(world: World) -> None:
+    """For shared SendGrid requests: every candidate once, in batches of the size asked, made
+    of runs of ``unit`` notices of one kind (in ledger order within a kind) as soon as a kind
+    has that many, the rest last; the same runs however the candidates are paged."""
+    unit, size = 3, 6
     with open_store(world.settings) as store:
         ledger_mod.plan_notices(store, world.breach_id)
         every = ledger_mod.send_candidates(store, world.breach_id, ["planned"])
-        for limit in (None, 30):
-            expected = every.head(limit) if limit else every
-            got = ledger_mod.send_candidates(
-                store, world.breach_id, ["planned"], limit, by_kind=True
+        order = {n: i for i, n in enumerate(every["notice_id"])}
+        kinds = ledger_mod.KIND_COLUMNS
+        of = dict(
+            zip(every["notice_id"], zip(*(every[c] for c in kinds), strict=True), strict=True)
+        )
+        counts: dict[tuple[object, ...], int] = {}
+        for kind in of.values():
+            counts[kind] = counts.get(kind, 0) + 1
+        assert any(n >= unit for n in counts.values()) and any(n % unit for n in counts.values())
+        seen_runs = []
+        for page_rows in (1, 4, every.height):
+            pages = ledger_mod.candidate_pages(
+                store, world.breach_id, ["planned"], page_rows=page_rows
             )
-            assert sorted(got.rows()) == sorted(expected.rows())
-            kinds = list(zip(*(got[c] for c in ledger_mod.KIND_COLUMNS), strict=True))
-            runs = [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k]
-            assert len(runs) == len(set(kinds)) > 1  # each kind in one run
-            order = {n: i for i, n in enumerate(expected["notice_id"])}
-            for kind in set(kinds):
-                ids = [n for n, k in zip(got["notice_id"], kinds, strict=True) if k == kind]
-                assert ids == sorted(ids, key=order.__getitem__)
+            batches = list(sending._kind_batches(pages, unit, size))
+            assert all(b.height == size for b in batches[:-1]) and 0 < batches[-1].height <= size
+            got = pl.concat(batches)
+            assert sorted(got.rows()) == sorted(every.rows())
+            ids = got["notice_id"].to_list()
+            for kind in counts:
+                mine = [n for n in ids if of[n] == kind]
+                assert mine == sorted(mine, key=order.__getitem__)
+            runs = [tuple(ids[at : at + unit]) for at in range(0, len(ids), unit)]
+            whole = [r for r in runs if len(r) == unit and len({of[n] for n in r}) == 1]
+            for kind, n in counts.items():  # every kind's full runs are whole
+                assert sum(1 for r in whole if of[r[0]] == kind) >= n // unit
+            seen_runs.append(set(runs))
+        assert seen_runs[0] == seen_runs[1] == seen_runs[2]
 
 
 def test_planning_counts_the_notices_it_adds(world: World) -> None:
@@ -351,8 +404,9 @@ def test_planning_counts_the_notices_it_adds(world: World) -> None:
     assert first == total > world.with_email and again == 0
 
 
+@pytest.mark.parametrize("page_rows", [3, ledger_mod.PAGE_ROWS])
 def test_the_outbox_drafts_and_records_chunk_after_chunk(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page_rows: int
 ) -> None:
     monkeypatch.setattr(sending, "DRAFT_CHUNK", 7)
     outbox = tmp_path / "outbox"
@@ -361,6 +415,7 @@ def test_the_outbox_drafts_and_records_chunk_after_chunk(
         world,
         OutboxSender(outbox, "securite@operateur.example"),
         progress=lambda done, total: seen.append(done),
+        page_rows=page_rows,
     )
     assert report.drafted == report.rendered == world.with_email
     assert sorted(p.stem for p in outbox.glob("*.eml")) == sorted(_drafted_ids(world))
