@@ -99,8 +99,8 @@ def notice_states(store: Store, breach_id: str) -> dict[tuple[str, str], int]:
 # after the last one picked, from the notices alone, into a temporary table, then joins them
 # with their customers and exposures. Ordered oldest first, then by customer id: the page's
 # customer ids then span a narrow range, so DuckDB's join skips the customers' row groups
-# outside it when customers were loaded in id order (500 000 of the 5.41 M: 1.0-1.4 s a page;
-# by notice id, a random order, 3.4-4.4 s). Each row names its exposure's shape by number
+# outside it when customers were loaded in id order (250 000 of the 5.41 M: 0.7-1.1 s a page,
+# 500 000: 1.0-1.4 s; by notice id, a random order, 3.4-4.4 s for 500 000). Each row names its exposure's shape by number
 # (kinds, category_mask); _with_shapes gives the shape's words from the few shapes of the
 # breach (_SHAPES): with its matched keys and categories as words on every row, the 5.41 M
 # candidates took a 1.18 GB frame against 797 MB.
