@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
 
 from matching.sql import Statement
-from matching.store import Store
+from matching.store import Store, StoreError
 
 __all__ = [
     "KIND_COLUMNS",
     "PAGE_ROWS",
-    "candidate_pages",
-    "count_candidates",
+    "Candidates",
     "delivery_counts",
     "fallback_rows",
     "fold_input",
@@ -26,6 +26,7 @@ __all__ = [
     "notice_states",
     "plan_notices",
     "plan_notices_in_transaction",
+    "queued_candidates",
     "record_outcomes",
     "send_candidates",
     "unresolved_notices",
@@ -95,66 +96,48 @@ def notice_states(store: Store, breach_id: str) -> dict[tuple[str, str], int]:
 
 # The candidates come a page at a time: at national scale, reading them as one frame peaked at
 # 3.15-3.33 GB (SendGrid's kind order) and 4.46-4.57 GB (ledger order) for the 20 M store's
-# 5.41 M, growing with them (docs/scale-history.md). A page picks the next PAGE_ROWS notices
-# after the last one picked, from the notices alone, into a temporary table, then joins them
-# with their customers and exposures. Ordered oldest first, then by customer id: the page's
-# customer ids then span a narrow range, so DuckDB's join skips the customers' row groups
-# outside it when customers were loaded in id order (250 000 of the 5.41 M: 0.7-1.1 s a page,
-# 500 000: 1.0-1.4 s; by notice id, a random order, 3.4-4.4 s for 500 000). Each row names its exposure's shape by number
-# (kinds, category_mask); _with_shapes gives the shape's words from the few shapes of the
-# breach (_SHAPES): with its matched keys and categories as words on every row, the 5.41 M
-# candidates took a 1.18 GB frame against 797 MB.
+# 5.41 M, growing with them (docs/scale-history.md). A run first queues them in a temporary
+# table (_QUEUE): each notice's number in the order of sending (oldest planned first, then by
+# customer number: load order), its customer's number and its exposure's shape, 4.4-5.6 s and
+# DuckDB's own memory for the 5.41 M. A page is then the next PAGE_ROWS numbers joined with
+# their customers by number: consecutive customer numbers, so DuckDB's join skips the
+# customers' row groups outside them (0.19 s a page of 250 000). Picking pages straight from
+# the notices in customer-id order instead cost 0.7-1.1 s a page when customers had been
+# loaded in id order, 4.3-5.9 s when not (their ids scattered over the whole table). Each row
+# names its exposure's shape by number (kinds, category_mask); _with_shapes gives the shape's
+# words from the few shapes of the breach (_SHAPES): with its matched keys and categories as
+# words on every row, the 5.41 M candidates took a 1.18 GB frame against 797 MB.
 PAGE_ROWS = 250_000
-_PICK = Statement(
-    "pick the next notices to send",
+_QUEUE = Statement(
+    "queue the notices to send",
     """
-    CREATE OR REPLACE TEMP TABLE candidate_page AS
-    SELECT notice_id, customer_id, channel, state, breach_id, planned_at
-    FROM notices
-    WHERE breach_id = $breach_id AND channel = 'email' AND list_contains($states, state)
-      AND ($first OR (planned_at, customer_id, notice_id) > ($at, $customer_id, $notice_id))
-    ORDER BY planned_at, customer_id, notice_id
-    LIMIT $limit
-    """,
-)
-_PICKED = Statement(
-    "the last notice picked, and how many",
-    """
-    SELECT planned_at, customer_id, notice_id, count(*) OVER ()
-    FROM candidate_page
-    ORDER BY planned_at DESC, customer_id DESC, notice_id DESC
-    LIMIT 1
-    """,
-)
-# A picked notice whose customer or exposure is gone drops out here; the next page goes on
-# after it all the same, so the pages hold every candidate once.
-_PAGE = Statement(
-    "the picked notices with their context",
-    """
-    SELECT n.notice_id, n.customer_id, n.channel, n.state, c.language, c.first_name,
-           c.last_name, c.email, r.kinds, r.category_mask, c.iban_hint, c.phone_hint
-    FROM candidate_page n
-    JOIN customers c ON c.customer_id = n.customer_id
-    JOIN exposure_rows r ON r.breach_id = n.breach_id AND r.customer_no = c.customer_no
-    JOIN exposure_shapes e
-        ON e.breach_id = r.breach_id AND e.kinds = r.kinds AND e.category_mask = r.category_mask
-    ORDER BY n.planned_at, n.customer_id, n.notice_id
-    """,
-)
-_DROP_PAGE = Statement("drop the picked notices", "DROP TABLE candidate_page")
-# The candidates' count, for progress (1.1-1.3 s for the 20 M store's 5.41 M).
-_COUNT_CANDIDATES = Statement(
-    "count notices to send",
-    """
-    SELECT count(*)
+    CREATE OR REPLACE TEMP TABLE send_queue AS
+    SELECT row_number() OVER (ORDER BY n.planned_at, c.customer_no, n.notice_id) AS pos,
+           n.notice_id, n.customer_id, n.channel, n.state, c.customer_no, r.kinds,
+           r.category_mask
     FROM notices n
     JOIN customers c ON c.customer_id = n.customer_id
     JOIN exposure_rows r ON r.breach_id = n.breach_id AND r.customer_no = c.customer_no
     JOIN exposure_shapes e
         ON e.breach_id = r.breach_id AND e.kinds = r.kinds AND e.category_mask = r.category_mask
     WHERE n.breach_id = $breach_id AND n.channel = 'email' AND list_contains($states, n.state)
+    ORDER BY pos
+    LIMIT $limit
     """,
 )
+_QUEUED = Statement("count the queued notices", "SELECT count(*) FROM send_queue")
+_QUEUE_PAGE = Statement(
+    "a page of queued notices with their context",
+    """
+    SELECT q.notice_id, q.customer_id, q.channel, q.state, c.language, c.first_name,
+           c.last_name, c.email, q.kinds, q.category_mask, c.iban_hint, c.phone_hint
+    FROM send_queue q
+    JOIN customers c ON c.customer_no = q.customer_no
+    WHERE q.pos > $after AND q.pos <= $after + $rows
+    ORDER BY q.pos
+    """,
+)
+_DROP_QUEUE = Statement("drop the queue", "DROP TABLE IF EXISTS send_queue")
 _SHAPES = Statement(
     "exposure shapes of a breach",
     """
@@ -312,51 +295,54 @@ _FOLDED_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 }
 
 
-def count_candidates(store: Store, breach_id: str, states: Sequence[str]) -> int:
-    """How many e-mail notices in one of ``states`` :func:`candidate_pages` would give."""
-    return int(store.scalar(_COUNT_CANDIDATES, {"breach_id": breach_id, "states": list(states)}))
+class Candidates:
+    """A run's candidates, queued in the store (:func:`queued_candidates`): how many, and
+    their pages."""
+
+    def __init__(self, store: Store, breach_id: str, count: int, page_rows: int) -> None:
+        self._store = store
+        self._breach_id = breach_id
+        self.count = count
+        self._page_rows = page_rows
+
+    def pages(self) -> Iterator[pl.DataFrame]:
+        """The candidates in order of sending, ``page_rows`` at a time (the first page even
+        empty, a frame with the columns). Each page is read when the one before is consumed,
+        so the caller records outcomes in between, with no query open."""
+        shapes = self._store.frame(_SHAPES, {"breach_id": self._breach_id})
+        after = 0
+        while True:
+            params = {"after": after, "rows": self._page_rows}
+            page = _with_shapes(shapes, self._store.frame(_QUEUE_PAGE, params))
+            if page.height or not after:
+                yield page
+            after += self._page_rows
+            if after >= self.count:
+                return
 
 
-def candidate_pages(
+@contextmanager
+def queued_candidates(
     store: Store,
     breach_id: str,
     states: Sequence[str],
     limit: int | None = None,
     *,
     page_rows: int = PAGE_ROWS,
-) -> Iterator[pl.DataFrame]:
-    """E-mail notices in one of ``states`` with their context, oldest first (then by customer
-    id), at most ``limit`` in all, in pages of at most ``page_rows`` (the first one even
-    empty, the others never).
-
-    Each page is read when the previous one is consumed, so the caller may record outcomes in
-    between; a page starts after the last notice the previous one picked, so a notice the
-    caller moves meanwhile is never given twice.
+) -> Iterator[Candidates]:
+    """E-mail notices in one of ``states``, at most ``limit``, queued for the block in the
+    order of sending: oldest planned first, then by customer number (the order customers were
+    loaded in). Each is given as it was when queued; the queue is dropped when the block ends.
     """
-    shapes = store.frame(_SHAPES, {"breach_id": breach_id})
-    params: dict[str, Any] = {
-        "breach_id": breach_id,
-        "states": list(states),
-        "first": True,
-        "at": None,
-        "customer_id": None,
-        "notice_id": None,
-    }
-    left = limit if limit else None
-    while left is None or left > 0:
-        size = page_rows if left is None else min(page_rows, left)
-        store.run(_PICK, {**params, "limit": size})
-        last = store.rows(_PICKED)
-        page = _with_shapes(shapes, store.frame(_PAGE))
-        store.run(_DROP_PAGE)  # now: a caller that stops iterating leaves nothing behind
-        if page.height or params["first"]:
-            yield page  # the first page even empty: a frame with the columns
-        if not last or last[0][3] < size:
-            return
-        at, customer_id, notice_id, _ = last[0]
-        params.update(first=False, at=at, customer_id=customer_id, notice_id=notice_id)
-        if left is not None:
-            left -= page.height
+    params = {"breach_id": breach_id, "states": list(states), "limit": limit or 2**62}
+    store.run(_QUEUE, params)
+    try:
+        yield Candidates(store, breach_id, int(store.scalar(_QUEUED)), page_rows)
+    except BaseException:
+        with suppress(StoreError):  # a failed statement may have aborted the transaction
+            store.run(_DROP_QUEUE)
+        raise
+    store.run(_DROP_QUEUE)
 
 
 def send_candidates(
@@ -367,8 +353,10 @@ def send_candidates(
     *,
     page_rows: int = PAGE_ROWS,
 ) -> pl.DataFrame:
-    """:func:`candidate_pages` as one frame: for a bounded ``limit`` or a small store."""
-    return pl.concat(candidate_pages(store, breach_id, states, limit, page_rows=page_rows))
+    """The candidates (:func:`queued_candidates`) as one frame: for a bounded ``limit`` or a
+    small store."""
+    with queued_candidates(store, breach_id, states, limit, page_rows=page_rows) as queued:
+        return pl.concat(queued.pages())
 
 
 _CANDIDATE_COLUMNS = (

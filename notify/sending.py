@@ -211,9 +211,11 @@ def send_notices(
     if dry_run:
         with contextlib.suppress(_DryRun), store.transaction():
             report.planned = ledger.plan_notices_in_transaction(store, breach_id)
-            report.candidates = _count(store, breach_id, PRE_SEND, limit)
-            pages = ledger.candidate_pages(store, breach_id, PRE_SEND, limit, page_rows=page_rows)
-            _check_only(pages, facts, renderer, report, progress)
+            with ledger.queued_candidates(
+                store, breach_id, PRE_SEND, limit, page_rows=page_rows
+            ) as queued:
+                report.candidates = queued.count
+                _check_only(queued.pages(), facts, renderer, report, progress)
             raise _DryRun
         report.ambiguous = ledger.unresolved_notices(store, breach_id)
         return report
@@ -221,20 +223,18 @@ def send_notices(
     report.planned = ledger.plan_notices(store, breach_id)
     unresolved = resolve_unresolved(store, breach_id)
     from_states = (*PRE_SEND, "ambiguous") if resend_ambiguous else PRE_SEND
-    report.candidates = _count(store, breach_id, from_states, limit)
-    pages = ledger.candidate_pages(store, breach_id, from_states, limit, page_rows=page_rows)
-    if isinstance(sender, OutboxSender):
-        _draft(store, pages, facts, sender, renderer, report, from_states, progress)
-    else:
-        _send(store, pages, facts, sender, renderer, report, from_states, batch_size, progress)
+    with ledger.queued_candidates(
+        store, breach_id, from_states, limit, page_rows=page_rows
+    ) as queued:
+        report.candidates = queued.count
+        pages = queued.pages()
+        if isinstance(sender, OutboxSender):
+            _draft(store, pages, facts, sender, renderer, report, from_states, progress)
+        else:
+            _send(store, pages, facts, sender, renderer, report, from_states, batch_size, progress)
     if not resend_ambiguous:
         report.ambiguous = sorted(set(unresolved) | set(report.ambiguous))
     return report
-
-
-def _count(store: Store, breach_id: str, states: Sequence[str], limit: int | None) -> int:
-    count = ledger.count_candidates(store, breach_id, states)
-    return min(count, limit) if limit else count
 
 
 def _send(

@@ -16,6 +16,7 @@ from flows.context import open_store
 from matching import ledger as ledger_mod
 from matching.breaches import BreachNotConfirmedError
 from matching.ledger import delivery_counts
+from matching.store import Store
 from notify import sending
 from notify.drafting import DraftError
 from notify.events_server import EventsServer
@@ -253,9 +254,23 @@ def _candidates(world: World) -> list[str]:
     return [i for i, e in zip(rows["notice_id"], rows["email"], strict=True) if e is not None]
 
 
-def test_pages_give_every_candidate_once_in_ledger_order(world: World) -> None:
+def _queues(store: Store) -> int:
+    from matching.sql import Statement
+
+    tables = "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'send_queue'"
+    return int(store.scalar(Statement("queues", tables)))
+
+
+def _fail_while_queued(store: Store, breach_id: str) -> None:
+    with ledger_mod.queued_candidates(store, breach_id, ["planned"]):
+        assert _queues(store) == 1
+        raise ZeroDivisionError
+
+
+def test_pages_give_every_candidate_once_in_order_of_sending(world: World) -> None:
     """Page after page, the candidates are those of one query joining everything, in its order
-    (oldest first, then by customer id), whatever the page size; with a limit, its first."""
+    (oldest planned first, then by customer number), whatever the page size; with a limit,
+    its first; the queue is gone after the block, even when the block fails."""
     from matching.sql import Statement
 
     with open_store(world.settings) as store:
@@ -271,17 +286,18 @@ def test_pages_give_every_candidate_once_in_ledger_order(world: World) -> None:
                 JOIN exposure_shapes e ON e.breach_id = r.breach_id AND e.kinds = r.kinds
                     AND e.category_mask = r.category_mask
                 WHERE n.channel = 'email' AND n.state = 'planned'
-                ORDER BY n.planned_at, n.customer_id, n.notice_id
+                ORDER BY n.planned_at, c.customer_no, n.notice_id
                 """,
             )
         )
         every = ledger_mod.send_candidates(store, world.breach_id, ["planned"])
         assert every["notice_id"].to_list() == [r[0] for r in expected]
-        assert ledger_mod.count_candidates(store, world.breach_id, ["planned"]) == every.height
         for page_rows in (1, 3, every.height - 1):
-            pages = list(
-                ledger_mod.candidate_pages(store, world.breach_id, ["planned"], page_rows=page_rows)
-            )
+            with ledger_mod.queued_candidates(
+                store, world.breach_id, ["planned"], page_rows=page_rows
+            ) as queued:
+                assert queued.count == every.height
+                pages = list(queued.pages())
             assert [p.height for p in pages[:-1]] == [page_rows] * (len(pages) - 1)
             assert pl.concat(pages).equals(every)
             for limit in (1, 7, every.height, every.height + 5):
@@ -291,11 +307,15 @@ def test_pages_give_every_candidate_once_in_ledger_order(world: World) -> None:
                 assert got.equals(every.head(limit))
         nothing = ledger_mod.send_candidates(store, world.breach_id, ["accepted"])
         assert nothing.height == 0 and nothing.columns == every.columns
+        assert _queues(store) == 0
+        with pytest.raises(ZeroDivisionError):
+            _fail_while_queued(store, world.breach_id)
+        assert _queues(store) == 0
 
 
 def test_a_picked_notice_whose_exposure_is_gone_is_replaced_by_the_next(world: World) -> None:
-    """A notice whose exposure row is gone drops out of the joins; the next candidate takes its
-    place, and a page that held only that notice is passed over."""
+    """A notice whose exposure row is gone is not a candidate: the next one takes its place,
+    whatever the page size."""
     from matching.sql import Statement
 
     with open_store(world.settings) as store:
@@ -317,9 +337,9 @@ def test_a_picked_notice_whose_exposure_is_gone_is_replaced_by_the_next(world: W
                 store, world.breach_id, ["planned"], 5, page_rows=page_rows
             )
             assert got.equals(every.slice(1, 5))
-        assert pl.concat(
-            ledger_mod.candidate_pages(store, world.breach_id, ["planned"], page_rows=1)
-        ).equals(every.slice(1))
+        assert ledger_mod.send_candidates(store, world.breach_id, ["planned"], page_rows=1).equals(
+            every.slice(1)
+        )
     assert gone not in got["customer_id"].to_list()
 
 
@@ -377,10 +397,10 @@ def test_kind_batches_hand_over_runs_of_one_kind_whatever_the_pages(world: World
         assert any(n >= unit for n in counts.values()) and any(n % unit for n in counts.values())
         seen_runs = []
         for page_rows in (1, 4, every.height):
-            pages = ledger_mod.candidate_pages(
+            with ledger_mod.queued_candidates(
                 store, world.breach_id, ["planned"], page_rows=page_rows
-            )
-            batches = list(sending._kind_batches(pages, unit, size))
+            ) as queued:
+                batches = list(sending._kind_batches(queued.pages(), unit, size))
             assert all(b.height == size for b in batches[:-1]) and 0 < batches[-1].height <= size
             got = pl.concat(batches)
             assert sorted(got.rows()) == sorted(every.rows())
