@@ -333,6 +333,7 @@ def queued_candidates(
     """E-mail notices in one of ``states``, at most ``limit``, queued for the block in the
     order of sending: oldest planned first, then by customer number (the order customers were
     loaded in). Each is given as it was when queued; the queue is dropped when the block ends.
+    One queue per store connection at a time: a second block would replace the first's.
     """
     params = {"breach_id": breach_id, "states": list(states), "limit": limit or 2**62}
     store.run(_QUEUE, params)
