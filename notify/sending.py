@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from connectors.delimited import Rebatcher
 from core import crash
 from core.errors import TerminalError
 from matching import ledger
@@ -116,15 +117,10 @@ def prepare(
 def _batches(frames: Iterable[pl.DataFrame], size: int) -> Iterator[pl.DataFrame]:
     """The rows of ``frames``, in order, ``size`` at a time (the last batch may hold fewer),
     whatever the frames' own sizes."""
-    rest: pl.DataFrame | None = None
+    rebatch = Rebatcher(size)
     for frame in frames:
-        rows = frame if rest is None else pl.concat([rest, frame])
-        full = rows.height - rows.height % size
-        for at in range(0, full, size):
-            yield rows.slice(at, size)
-        rest = rows.slice(full)
-    if rest is not None and rest.height:
-        yield rest
+        yield from rebatch.push(frame)
+    yield from rebatch.flush()
 
 
 def _kind_batches(pages: Iterable[pl.DataFrame], unit: int, size: int) -> Iterator[pl.DataFrame]:
