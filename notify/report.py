@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from functools import cache
 from pathlib import Path
@@ -17,7 +17,7 @@ from core import crash
 from core.redact import redact
 from notify.charts import bar_chart_svg
 from notify.timeline import DeadlineRow, deadline_rows, moment, timeline_rows
-from schemas.models import RunSummary
+from schemas.models import RunSummary, SourceSummary
 
 __all__ = ["render_report", "write_report"]
 
@@ -25,21 +25,11 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
-class _Source:
-    display: str
-    sha256: str
-    size: int
-    parser: str
-    rows_read: int
-    rows_rejected: int
-
-
-@dataclass(frozen=True)
 class _Report:
     breach_id: str
     generated: str
     figures: list[tuple[str, int]]
-    sources: list[_Source]
+    sources: list[SourceSummary]  # as shown: names redacted, digests checked
     rows_read: int
     rows_rejected: int
     rejects: list[tuple[str, list[tuple[str, int]]]]
@@ -116,13 +106,11 @@ def _view(s: RunSummary) -> _Report:
             ("Exposed before, in another breach", s.overlap_total),
         ],
         sources=[
-            _Source(
+            replace(
+                src,
                 display=_shown(src.display),
                 sha256=src.sha256 if _SHA256.fullmatch(src.sha256) else "(not a SHA-256)",
-                size=src.size,
                 parser=_shown(src.parser),
-                rows_read=src.rows_read,
-                rows_rejected=src.rows_rejected,
             )
             for src in s.sources
         ],
