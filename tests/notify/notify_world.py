@@ -26,10 +26,15 @@ class World:
     ibans: tuple[str, ...]  # every customer IBAN, compact
 
 
-def build_world(tmp_path: Path, *, confirm: bool = True, n: int = 160, seed: int = 7) -> World:
+def build_world(
+    tmp_path: Path, *, confirm: bool = True, n: int = 160, seed: int = 7, shuffled: bool = False
+) -> World:
+    """``shuffled``: the customer file in no order of customer id (loaded in that order)."""
     settings = Settings()
     rt = Runtime(settings=settings, pepper=load_pepper(settings))
     customers = make_customers(n, seed=seed)
+    if shuffled:
+        customers = customers.sample(fraction=1.0, shuffle=True, seed=seed)
     leak = make_leak(customers, n, overlap=0.6, seed=seed + 1)
     customers.write_csv(tmp_path / "customers.csv")
     write_delimited(leak.frame, tmp_path / "leak.csv")

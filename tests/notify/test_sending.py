@@ -313,6 +313,23 @@ def test_pages_give_every_candidate_once_in_order_of_sending(world: World) -> No
         assert _queues(store) == 0
 
 
+def test_candidates_follow_the_order_customers_were_loaded_in_not_their_ids(
+    leakwatch_env: Path, tmp_path: Path
+) -> None:
+    """Within one planning, notices go in the order of the customer file (customer numbers),
+    which pages read as neighbours in the store, whatever the customer ids."""
+    shuffled = build_world(tmp_path, shuffled=True)
+    loaded = pl.read_csv(tmp_path / "customers.csv", infer_schema=False)["customer_id"].to_list()
+    with open_store(shuffled.settings) as store:
+        ledger_mod.plan_notices(store, shuffled.breach_id)
+        candidates = ledger_mod.send_candidates(store, shuffled.breach_id, ["planned"], page_rows=7)
+    got = candidates["customer_id"].to_list()
+    place = {customer: n for n, customer in enumerate(loaded)}
+    assert len(got) == len(set(got)) > 20
+    assert got == sorted(got, key=place.__getitem__)
+    assert got != sorted(got)  # the file's order is not the ids' order
+
+
 def test_a_picked_notice_whose_exposure_is_gone_is_replaced_by_the_next(world: World) -> None:
     """A notice whose exposure row is gone is not a candidate: the next one takes its place,
     whatever the page size."""
