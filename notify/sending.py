@@ -156,7 +156,12 @@ def _owned(frame: pl.DataFrame) -> pl.DataFrame:
     return pl.read_ipc(buffer)
 
 
-def _record(store: Store, outcomes: Sequence[Outcome], from_states: Sequence[str]) -> None:
+def _record(
+    store: Store,
+    outcomes: Sequence[Outcome],
+    from_states: Sequence[str],
+    places: ledger.Places = ledger.EVERY_PLACE,
+) -> None:
     ledger.record_outcomes(
         store,
         [
@@ -164,6 +169,7 @@ def _record(store: Store, outcomes: Sequence[Outcome], from_states: Sequence[str
             for o in outcomes
         ],
         from_states,
+        places,
     )
 
 
@@ -263,21 +269,23 @@ def _send(
     done = 0
     for rows in batches:
         chunk = rows.to_dicts()  # one batch's dicts at a time: 5.68 M would take gigabytes
+        places = ledger.places_of(rows)
         prepared = prepare(chunk, facts, renderer)
         report.rendered += len(prepared.ready) + len(prepared.refused)
         _note_incomplete(report, prepared.refused)
-        _record(store, prepared.refused, from_states)
+        _record(store, prepared.refused, from_states, places)
         batch = prepared.ready
         if sender.records_before_send and batch:
             claimed = set(
                 ledger.mark_sending(
-                    store, [n.notice_id for n in batch], uuid.uuid4().hex, from_states
+                    store, [n.notice_id for n in batch], uuid.uuid4().hex, from_states, places
                 )
             )
             crash.point("after-mark-sending")
             batch = [n for n in batch if n.notice_id in claimed]
         result = sender.send(batch)
-        _record(store, result.outcomes, ("sending",) if sender.records_before_send else from_states)
+        sent_from = ("sending",) if sender.records_before_send else from_states
+        _record(store, result.outcomes, sent_from, places)
         crash.point("after-mark-accepted")
         _tally(report, result.outcomes)
         report.retries += result.retries
@@ -374,7 +382,7 @@ def _record_drafted(
             outcomes.append(Outcome(notice_id, "failed", reason=reason))
     report.rendered += chunk.height
     _note_incomplete(report, incomplete)
-    _record(store, [*incomplete, *outcomes], from_states)
+    _record(store, [*incomplete, *outcomes], from_states, ledger.places_of(chunk))
     crash.point("after-mark-accepted")
     _tally(report, outcomes)
     return done + chunk.height
