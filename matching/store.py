@@ -73,6 +73,9 @@ class Store:
                     "wait for it to finish (one writer at a time)"
                 ) from None
             raise TerminalError(f"cannot open the store {path}: {type(exc).__name__}") from None
+        # DuckDB draws a progress bar on the process's output for any statement over 2 s (a
+        # migration, a national-scale link): noise in a flow's log, never asked for.
+        self.con.execute("SET enable_progress_bar = false")
         if not read_only:
             self._migrate()
 

@@ -26,6 +26,32 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
         )
 
 
+def test_a_store_draws_no_progress_bar_on_the_output(tmp_path: Path) -> None:
+    """DuckDB's default in a plain process (not under pytest) draws one for statements over
+    2 s, into a flow's log; a store's connections, writing or read-only, turn it off."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import duckdb\n"
+        "from matching.store import Store\n"
+        "from matching.sql import Statement\n"
+        "query = \"SELECT current_setting('enable_progress_bar')\"\n"
+        "print(duckdb.connect().execute(query).fetchone()[0])\n"
+        "for read_only in (False, True):\n"
+        "    with Store(Path(sys.argv[2]), read_only=read_only) as store:\n"
+        "        print(store.scalar(Statement('progress bar', query)))\n"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", code, root, str(tmp_path / "s.duckdb")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["True", "False", "False"]
+
+
 def test_a_reopened_store_answers_a_frame_and_a_stream_first(tmp_path: Path) -> None:
     # Opening reads the schema version: a result left unfinished there made DuckDB refuse the
     # connection's first relation query (frame, arrow_batches) on every store but a new one.
