@@ -256,8 +256,10 @@ def _send(
     A sender whose requests carry several notices of one shape gets batches of at least its
     ``min_batch``, made of runs of its ``per_request`` notices of one kind
     (:func:`_kind_batches`: the shape follows from the kind, and from which of the name and
-    hints a customer has). A batch costs two ledger statements whatever its size (~0.15-0.35 s
-    each against 5.68 M notices, measured from 1 000 to 5 000 notices), so larger batches also
+    hints a customer has). A batch costs two ledger statements, each reading the row groups
+    of the batch's places (:func:`matching.ledger.places_of`): against 5.68 M notices, a claim
+    of 4 000 took 0.14 s when they came from across a page (runs of one kind), 0.011-0.028 s
+    when consecutive, and 0.25-0.34 s reading every notice before places; larger batches
     spare the ledger.
     """
     batch_size = max(batch_size, sender.min_batch)
