@@ -17,6 +17,7 @@ from notify.render import (
     RenderedNotice,
     Wording,
     as_built,
+    escaped_values,
     html_escaped,
     notice_plan,
     safe_iban_hint,
@@ -30,9 +31,11 @@ __all__ = [
     "CHECKS",
     "ELEMENTS",
     "IncompleteNoticeError",
+    "ShapeProof",
     "check_complete",
     "check_filled",
     "missing_elements",
+    "prove_shape",
 ]
 
 # The art. 34(2) elements and design.md §3 additions, in the order the notice gives them.
@@ -204,10 +207,15 @@ def _element_failures(notice: RenderedNotice, ctx: NoticeContext, plan: NoticePl
 
 
 def _expected_hints(ctx: NoticeContext, plan: NoticePlan) -> dict[str, str]:
+    return _hints_for(plan, ctx.iban_hint, ctx.phone_hint)
+
+
+def _hints_for(plan: NoticePlan, iban_hint: str | None, phone_hint: str | None) -> dict[str, str]:
+    """The masked hints a notice of ``plan`` must show, by slot, for these ledger hints."""
     hints: dict[str, str] = {}
-    if plan.has_iban and (iban := safe_iban_hint(ctx.iban_hint)):
+    if plan.has_iban and (iban := safe_iban_hint(iban_hint)):
         hints["iban_hint"] = iban
-    if Category.PHONE in plan.categories and (phone := safe_phone_hint(ctx.phone_hint)):
+    if Category.PHONE in plan.categories and (phone := safe_phone_hint(phone_hint)):
         hints["phone_hint"] = phone
     return hints
 
@@ -848,6 +856,57 @@ def _shape_complete(
         if not clean:
             return False
     return True
+
+
+class ShapeProof:
+    """What :func:`check_filled` proves once for one shape and kind of notice (language,
+    subject, exposure, breach): a notice of that shape passes it when :meth:`passes` says so,
+    from its values alone, without its context or a :class:`FilledNotice`.
+
+    Made by :func:`prove_shape` from a notice that passed the check; for the notices of the
+    same kind whose values fill the same slots (:func:`notify.render.notice_values`).
+    """
+
+    __slots__ = ("_plan", "_verdict")
+
+    def __init__(self, verdict: _Verdict) -> None:
+        self._verdict = verdict
+        self._plan = verdict.plan
+
+    def passes(
+        self,
+        values: Mapping[str, str],
+        notice_id: str,
+        iban_hint: str | None,
+        phone_hint: str | None,
+    ) -> bool:
+        """True only where :func:`check_filled` passes the notice of this shape filled with
+        ``values``, whose ledger hints are ``iban_hint`` and ``phone_hint``. False leaves the
+        notice to it: it may still pass, or be refused with its reasons."""
+        if values.get("reference", notice_id) != notice_id or not _REFERENCE.fullmatch(notice_id):
+            return False
+        for slot, hint in _hints_for(self._plan, iban_hint, phone_hint).items():
+            if values.get(slot) != hint:
+                return False
+        if escaped_values(values) is not values:  # the per-document check decides those
+            return False
+        return _quick_both(self._verdict, values, notice_id) is True
+
+
+def prove_shape(filled: FilledNotice, ctx: NoticeContext) -> ShapeProof | None:
+    """What :func:`check_filled` proved of ``filled``'s shape and kind, for the notices of the
+    same kind whose values fill the same slots; None where only each notice's own check can
+    tell (the shape fails, a hint is not in both documents, the values need a full reading).
+
+    ``filled`` and ``ctx``: a notice that :func:`check_filled` passed, and its context.
+    """
+    verdict = _verdict(filled.language, filled.subject, ctx, filled.shape)
+    if not verdict.ok or verdict.slots is None:
+        return None
+    hints = HINT_SLOTS.intersection(filled.fills)
+    if not hints.issubset(verdict.in_both):
+        return None
+    return ShapeProof(verdict)
 
 
 def _fast_complete(notice: RenderedNotice, ctx: NoticeContext) -> bool:

@@ -36,6 +36,7 @@ __all__ = [
     "UnsafeHeaderError",
     "build_eml",
     "build_emls",
+    "shape_eml",
     "write_durably",
     "write_eml",
     "write_emls",
@@ -423,6 +424,43 @@ def _eml_bytes(
             return fast
     rendered = notice if isinstance(notice, RenderedNotice) else notice.rendered()
     return _envelope(head, to_bytes, date_header, id_bytes, _qp(rendered.text), _qp(rendered.html))
+
+
+def shape_eml(
+    shape: NoticeShape,
+    subject: str,
+    values: Mapping[str, str],
+    notice_id: str,
+    to: str,
+    *,
+    sender: str,
+    date: datetime,
+) -> bytes | None:
+    """:func:`build_eml`'s bytes for the notice of ``shape`` and ``subject`` filled with
+    ``values`` (unescaped), from the shape's skeleton; None wherever :func:`build_eml` has more
+    to decide (an id, a header or an address to refuse or to fold, a value breaking a line, a
+    shape without skeleton).
+
+    For a writer that keeps each kind's shapes and checks their notices by their values
+    (:class:`notify.completeness.ShapeProof`) rather than per :class:`FilledNotice`.
+    """
+    if not _NOTICE_ID.fullmatch(notice_id) or len(to) > _PLAIN_MAX:
+        return None
+    try:
+        head = _head(notice_id, sender, subject)
+    except UnsafeHeaderError:
+        return None
+    if not _PLAIN_ADDRESS.fullmatch(to):
+        return None
+    return _from_skeleton(
+        shape,
+        values,
+        escaped_values(values),
+        notice_id.encode("ascii"),
+        to.encode("ascii"),
+        head,
+        _date_header(date),
+    )
 
 
 @lru_cache(maxsize=16)

@@ -13,7 +13,7 @@ from core.settings import Settings
 from schemas.models import BreachFacts, NoticeContext
 from schemas.vocab import Category, KeyKind, Risk
 
-__all__ = ["DraftReport", "breach_facts", "column_contexts", "contexts"]
+__all__ = ["DraftReport", "breach_facts", "column_contexts", "contexts", "quoted_hints"]
 
 _SUMMARY_FR = (
     "Une personne non autorisée a copié une partie de notre base de clients. "
@@ -107,6 +107,7 @@ def _context(
     phone_hint: str | None,
 ) -> NoticeContext:
     kinds = _kinds(matched_on)
+    iban_hint, phone_hint = quoted_hints(kinds, iban_hint, phone_hint)
     # In NoticeContext's field order (by position: ~0.7 µs a row less than by keyword).
     return NoticeContext(
         notice_id,
@@ -119,10 +120,20 @@ def _context(
         _categories(categories),
         _risk(risk),
         breach,
-        # A hint only for the identifier that matched: a leaked IBAN that did not match ours
-        # may be an old account, and quoting ours would mislead.
-        iban_hint if KeyKind.IBAN in kinds else None,
-        phone_hint if KeyKind.PHONE in kinds else None,
+        iban_hint,
+        phone_hint,
+    )
+
+
+def quoted_hints(
+    matched_on: tuple[KeyKind, ...], iban_hint: str | None, phone_hint: str | None
+) -> tuple[str | None, str | None]:
+    """The ledger's hints a notice may quote: only the hint of an identifier that matched (a
+    leaked IBAN that did not match ours may be an old account, and quoting ours would
+    mislead)."""
+    return (
+        iban_hint if KeyKind.IBAN in matched_on else None,
+        phone_hint if KeyKind.PHONE in matched_on else None,
     )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "html_escaped",
     "language_of",
     "notice_plan",
+    "notice_values",
     "safe_iban_hint",
     "safe_phone_hint",
     "wording",
@@ -459,6 +460,30 @@ def _date(moment: datetime, months: tuple[str, ...]) -> str:
     return f"{moment.day} {months[moment.month - 1]} {moment.year}"
 
 
+def notice_values(
+    plan: NoticePlan,
+    notice_id: str,
+    first_name: str | None,
+    last_name: str | None,
+    iban_hint: str | None,
+    phone_hint: str | None,
+) -> dict[str, str]:
+    """One customer's values by slot, as :meth:`NoticeRenderer.fill` gives them: the reference,
+    then the name and the masked hints where they are safe to print and the plan shows them.
+
+    Its keys are the slots of the customer's shape (with the language, plan, breach and
+    urgency): notices of one kind with the same keys share a shape.
+    """
+    values = {"reference": _strip_controls(notice_id)}
+    if name := _safe_name(first_name, last_name):
+        values["name"] = name
+    if plan.has_iban and (iban := safe_iban_hint(iban_hint)):
+        values["iban_hint"] = iban
+    if C.PHONE in plan.categories and (phone := safe_phone_hint(phone_hint)):
+        values["phone_hint"] = phone
+    return values
+
+
 # Per-customer values enter a rendered shape through these sentinels (private-use characters,
 # which _safe_name and the hint patterns never let through).
 _SLOT = re.compile("\ue000([a-z_]+)\ue001")
@@ -545,13 +570,9 @@ class NoticeRenderer:
         """The customer's notice as its shape and values: :meth:`render` without the joining."""
         language = language_of(ctx)
         plan = notice_plan(ctx.categories, ctx.matched_on)
-        values: dict[str, str] = {"reference": _strip_controls(ctx.notice_id)}
-        if name := _safe_name(ctx.first_name, ctx.last_name):
-            values["name"] = name
-        if plan.has_iban and (iban := safe_iban_hint(ctx.iban_hint)):
-            values["iban_hint"] = iban
-        if C.PHONE in plan.categories and (phone := safe_phone_hint(ctx.phone_hint)):
-            values["phone_hint"] = phone
+        values = notice_values(
+            plan, ctx.notice_id, ctx.first_name, ctx.last_name, ctx.iban_hint, ctx.phone_hint
+        )
         urgent = ctx.risk == Risk.HIGH
         breach = ctx.breach
         slots = frozenset(values)

@@ -145,6 +145,109 @@ def test_refused_notices_are_named_not_written_nor_counted(tmp_path: Path) -> No
         assert "evil" not in reason and "phish" not in reason and "client" not in reason
 
 
+def _one_kind(n: int) -> list[dict[str, Any]]:
+    """``n`` rows of one kind of notice (language, risk, exposure) whose values vary: names
+    with and without one, hints masked, whole or missing (the slots each fills vary too)."""
+    plain = [("Zoé", "Lefèvre-Dupré"), ("Ægir", "Øster = Ünal"), ("Ana", None), (None, None)]
+    rows = []
+    for i in range(n):
+        first, last = plain[i % len(plain)]
+        rows.append(
+            {
+                "notice_id": f"{i:032x}",
+                "customer_id": f"C{i:06d}",
+                "channel": "email",
+                "state": "planned",
+                "language": "fr",
+                "first_name": first,
+                "last_name": last,
+                "email": f"client{i}@example.org",
+                "matched_on": "iban;phone",
+                "categories": "iban;name;phone",
+                "risk": "high",
+                "iban_hint": IBAN_HINTS[(i // 4) % 3],
+                "phone_hint": PHONE_HINTS[(i // 12) % 3],
+            }
+        )
+    return rows
+
+
+def _draft_counting_by_values(job: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """Run one worker's life here; (notices durable, notices drafted from their values)."""
+    from notify import drafting
+
+    by_values = 0
+    real = drafting._Kind.draft
+
+    def counted(kind: Any, *args: Any) -> bool:
+        nonlocal by_values
+        drafted: bool = real(kind, *args)
+        by_values += drafted
+        return drafted
+
+    monkeypatch.setattr(drafting._Kind, "draft", counted)
+    return _durable_in_one_worker(job), by_values
+
+
+def _job(rows: list[dict[str, Any]], outbox: Path) -> Any:
+    from notify.drafting import _Job
+
+    columns = _columns(rows)
+    outbox.mkdir(parents=True)
+    return _Job(
+        columns, EXAMPLE_BREACH, outbox, SENDER, NoticeRenderer(), 7, WHEN,
+        pieces(columns, 1), (),
+    )  # fmt: skip
+
+
+def test_a_kinds_notices_are_drafted_from_their_values_byte_for_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the first notice of each set of slots of a kind, the others are drafted from their
+    values alone, and every file is what the one-process path writes."""
+    rows = _one_kind(72)
+    slot_sets = {(r["first_name"] is not None, r["iban_hint"], r["phone_hint"]) for r in rows}
+    outbox = tmp_path / "outbox"
+    durable, by_values = _draft_counting_by_values(_job(rows, outbox), monkeypatch)
+    assert durable == len(rows)
+    # One notice per set of slots takes the context's path (masked and whole hints of one
+    # slot make the same hint, so sets of slots are at most the sets of rows counted here).
+    assert len(rows) - len(slot_sets) <= by_values < len(rows)
+    written = {p.name: p.read_bytes() for p in outbox.iterdir()}
+    assert written == _reference(tmp_path / "reference", rows)
+
+
+def test_values_that_do_not_decide_a_notice_leave_it_to_its_context(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notice of a proven kind and slots whose values need more (an address to fold or
+    refuse, a name to escape, a name the full check refuses) is decided as before: the same
+    files, the same refusals with their reasons."""
+    rows = _one_kind(40)
+    for i in (9, 21, 33):  # rows of one set of slots, after its first
+        assert (rows[i]["first_name"], rows[i]["iban_hint"]) == (rows[1]["first_name"], None)
+    rows[9]["email"] = "Client Neuf <client9@example.org>"  # folded by the email package
+    rows[21]["last_name"] = "O'Hara & <b>"  # escaped in the HTML
+    rows[33]["last_name"] = "www.phish"  # a link: refused by the full check
+    rows[25]["email"] = "client25@example.org\nBcc: attacker@evil.example"
+    outbox = tmp_path / "outbox"
+    durable, by_values = _draft_counting_by_values(_job(rows, outbox), monkeypatch)
+    assert durable == len(rows) - 2 and by_values > 0
+    written = {p.name: p.read_bytes() for p in outbox.iterdir()}
+    folded = email.message_from_bytes(written.pop(f"{9:032x}.eml"), policy=default)
+    assert folded["To"] == "Client Neuf <client9@example.org>"  # its boundary is random
+    kept = [r for i, r in enumerate(rows) if i not in (9, 25, 33)]
+    assert written == _reference(tmp_path / "reference", kept)
+    job = _job(rows, tmp_path / "again")
+    drafted = start_drafting(
+        job.columns, EXAMPLE_BREACH, tmp_path / "workers", sender=SENDER, workers=2, date=WHEN
+    ).wait()
+    assert {r.notice_id: r.reason for r in drafted.refused} == {
+        f"{25:032x}": "To: line break or control character refused",
+        f"{33:032x}": "incomplete: no_link",
+    }
+
+
 def test_a_worker_that_cannot_write_stops_the_run_without_a_value(tmp_path: Path) -> None:
     rows = _rows(40)
     outbox = tmp_path / "outbox"
@@ -286,12 +389,12 @@ def test_pieces_go_to_whichever_worker_is_free(
     dealt = pieces(_columns(rows), 2)
     real = drafting._draft_piece
 
-    def held_on_the_first(job: Any, indexes: Sequence[int], batch: Any) -> None:
+    def held_on_the_first(job: Any, indexes: Sequence[int], batch: Any, *rest: Any) -> None:
         if list(indexes) == dealt[0]:
             deadline = time.monotonic() + 30
             while len(list(marks.iterdir())) < len(dealt) - 1 and time.monotonic() < deadline:
                 time.sleep(0.01)
-        real(job, indexes, batch)
+        real(job, indexes, batch, *rest)
         (marks / f"{os.getpid()}-{indexes[0]}").touch()
 
     monkeypatch.setattr(drafting, "_draft_piece", held_on_the_first)  # inherited by the fork
