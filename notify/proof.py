@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,14 +30,17 @@ class EventsReport:
     changed: int  # notices whose state changed
 
 
-def refold(store: Store, notice_ids: Sequence[str]) -> int:
+def refold(
+    store: Store, notice_ids: Sequence[str], places: ledger.Places = ledger.EVERY_PLACE
+) -> int:
     """Recompute each notice's state from all its stored events; returns how many changed.
 
-    Call inside a transaction.
+    ``places``: a range holding every notice of ``notice_ids`` (one outside it is left as it
+    is). Call inside a transaction.
     """
     if not notice_ids:
         return 0
-    rows = ledger.fold_input(store, sorted(set(notice_ids)))
+    rows = ledger.fold_input(store, sorted(set(notice_ids)), places)
     folded: list[tuple[str, str, str, str | None, datetime | None, datetime | None, str | None]]
     folded = []
     for notice_id, group in groupby(rows, key=lambda r: r[0]):
@@ -47,7 +51,7 @@ def refold(store: Store, notice_ids: Sequence[str]) -> int:
             continue
         result = fold(base_state(state, bool(accepted)), events)
         message_ids = [r[5] for r in items if r[5]]
-        message_id = message_ids[0].split(".", 1)[0] if message_ids else None
+        message_id = ledger.message_key(message_ids[0]) if message_ids else None
         if result.state != state or result.last_event is not None:
             folded.append(
                 (
@@ -60,19 +64,52 @@ def refold(store: Store, notice_ids: Sequence[str]) -> int:
                     message_id,
                 )
             )
-    ledger.write_folded(store, folded)
+    ledger.write_folded(store, folded, places)
     return sum(1 for f in folded if f[1] != f[2])
 
 
 def record_events(store: Store, events: Sequence[DeliveryEvent]) -> EventsReport:
-    """Store new events and move their notices' states, in one transaction."""
-    rows = [
-        (e.sg_event_id, e.notice_id, e.event, e.ts, e.reason_code, e.sg_message_id) for e in events
-    ]
+    """Store new events and move their notices' states, in one transaction.
+
+    The events' notices are found within the places of the requests they answer
+    (:func:`matching.ledger.notice_places`), then the events are stored, folded and written
+    per cluster of nearby places (:func:`_by_cluster`), each statement reading only the row
+    groups of its cluster. Events of notices this ledger does not know are skipped.
+    """
+    stored = changed = 0
     with store.transaction():
-        touched = ledger.insert_events(store, rows)
-        changed = refold(store, touched)
-    return EventsReport(received=len(events), stored=len(touched), changed=changed)
+        places = ledger.notice_places(store, [(e.notice_id, e.sg_message_id) for e in events])
+        for cluster, rows in _by_cluster(events, places):
+            touched = ledger.insert_events(store, rows, cluster)
+            stored += len(touched)
+            changed += refold(store, touched, cluster)
+    return EventsReport(received=len(events), stored=stored, changed=changed)
+
+
+_EventRow = tuple[str, str, str, datetime, str | None, str | None]
+
+
+def _by_cluster(
+    events: Sequence[DeliveryEvent], places: dict[str, int]
+) -> list[tuple[ledger.Places, list[_EventRow]]]:
+    """The events of notices with a place, grouped by cluster of nearby places
+    (:func:`matching.ledger.place_clusters`), as :func:`matching.ledger.insert_events` takes
+    them.
+
+    A call's events may answer requests far apart (a late bounce beside fresh deliveries): one
+    range over both would read every row group between them. A notice's events all fall in
+    the cluster of its place, so it is folded from all of them.
+    """
+    clusters = ledger.place_clusters((p, p) for p in set(places.values()))
+    starts = [first for first, _ in clusters]
+    members: list[list[_EventRow]] = [[] for _ in clusters]
+    for e in events:
+        place = places.get(e.notice_id)
+        if place is not None:
+            members[bisect_right(starts, place) - 1].append(
+                (e.sg_event_id, e.notice_id, e.event, e.ts, e.reason_code, e.sg_message_id)
+            )
+    return list(zip(clusters, members, strict=True))
 
 
 def resolve_unresolved(store: Store, breach_id: str) -> list[str]:
