@@ -6,7 +6,7 @@ import fcntl
 import os
 import re
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,9 @@ class StoreError(TerminalError):
 
     def __init__(self, statement: Statement, cause: BaseException) -> None:
         self.statement = statement
-        kind = type(cause).__name__
+        self.kind = kind = type(
+            cause
+        ).__name__  # DuckDB's exception class, e.g. ConstraintException
         # Errors about the SQL itself are safe to show; others (conversion, constraint) may
         # quote a value, so only their kind is kept.
         detail = f": {str(cause).splitlines()[0][:300]}" if isinstance(cause, _STRUCTURAL) else ""
@@ -146,8 +148,13 @@ class Store:
         self.con.register(name, frame)
         try:
             yield
-        finally:
-            self.con.unregister(name)
+        except BaseException:
+            # A failed statement aborts the transaction, which then refuses the unregistering
+            # (and would hide the failure); rolling the transaction back drops the frame.
+            with suppress(duckdb.Error):
+                self.con.unregister(name)
+            raise
+        self.con.unregister(name)
 
     def cursor(self) -> Store:
         """Another connection to this open database, for one other thread (close it after).

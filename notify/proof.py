@@ -10,7 +10,7 @@ from itertools import groupby
 from pathlib import Path
 
 from matching import ledger
-from matching.store import Store
+from matching.store import Store, StoreError
 from notify.delivery import StoredEvent, base_state, fold
 from notify.webhook import DeliveryEvent
 
@@ -75,12 +75,28 @@ def record_events(store: Store, events: Sequence[DeliveryEvent]) -> EventsReport
     (:func:`matching.ledger.notice_places`), then the events are stored, folded and written
     per cluster of nearby places (:func:`_by_cluster`), each statement reading only the row
     groups of its cluster. Events of notices this ledger does not know are skipped.
+
+    An event id already stored is looked for within the places too: an id names one event of
+    one notice. One stored under a notice elsewhere (never from SendGrid) breaks the table's
+    key; the call is then recorded again with each id looked for among every stored event, as
+    before schema 12, so it is skipped all the same.
     """
+    try:
+        return _record_events(store, events, ids_everywhere=False)
+    except StoreError as exc:
+        if exc.kind != "ConstraintException":
+            raise
+    return _record_events(store, events, ids_everywhere=True)
+
+
+def _record_events(
+    store: Store, events: Sequence[DeliveryEvent], *, ids_everywhere: bool
+) -> EventsReport:
     stored = changed = 0
     with store.transaction():
         places = ledger.notice_places(store, [(e.notice_id, e.sg_message_id) for e in events])
         for cluster, rows in _by_cluster(events, places):
-            touched = ledger.insert_events(store, rows, cluster)
+            touched = ledger.insert_events(store, rows, cluster, ids_everywhere=ids_everywhere)
             stored += len(touched)
             changed += refold(store, touched, cluster)
     return EventsReport(received=len(events), stored=stored, changed=changed)

@@ -16,7 +16,7 @@ from old_stores import downgraded, rows
 from matching import ledger
 from matching.link import link
 from matching.sql import MIGRATIONS, Statement
-from matching.store import Store
+from matching.store import Store, StoreError
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 _EVENT_COLUMNS = "sg_event_id, notice_id, event, ts, received_at, raw_reason_code, sg_message_id"
@@ -108,19 +108,27 @@ def test_a_batch_of_events_is_recorded_within_its_places_and_nothing_outside_the
                 [
                     _event(inside, "delivered", 5, "e1"),
                     _event(outside, "delivered", 5, "e2"),  # a known notice, outside: skipped
-                    _event(inside, "delivered", 5, "f1"),  # an event id stored before: skipped
                     _event("0" * 32, "delivered", 5, "e3"),  # an unknown notice: skipped
                 ],
                 places,
             )
             assert stored == [inside]
-            # Stored again under a new id, within the places: a duplicate.
-            assert ledger.insert_events(store, [_event(inside, "delivered", 5, "e4")], places) == []
+            # The same id again, and the same event under a new id: duplicates.
+            again = [_event(inside, "delivered", 5, "e1"), _event(inside, "delivered", 5, "e4")]
+            assert ledger.insert_events(store, again, places) == []
             folded = ledger.fold_input(store, [inside, outside], places)
             assert [(r[0], r[3]) for r in folded] == [(inside, "delivered")]
             forged_fold = (outside, "accepted", "bounced", "bounce", T0, None, "req-z")
             real_fold = (inside, "accepted", "delivered", "delivered", T0, T0, "req-a")
             ledger.write_folded(store, [real_fold, forged_fold], places)
+        # An id stored outside the places: not looked for there, so the table's key refuses
+        # it; looked for everywhere, it is skipped.
+        reused = [_event(inside, "bounce", 9, "f1")]
+        with pytest.raises(StoreError) as refused, store.transaction():
+            ledger.insert_events(store, reused, places)
+        assert refused.value.kind == "ConstraintException"
+        with store.transaction():
+            assert ledger.insert_events(store, reused, places, ids_everywhere=True) == []
         events = store.rows(
             Statement("events", "SELECT sg_event_id, seq FROM delivery_events ORDER BY ALL")
         )

@@ -111,6 +111,21 @@ def test_events_whose_request_is_unknown_or_elsewhere_are_recorded_all_the_same(
     assert _record(world, records).stored == 0  # posted again: nothing new
 
 
+def test_an_event_id_stored_under_a_notice_elsewhere_is_skipped_all_the_same(
+    world: World, fake: FakeSendGrid
+) -> None:
+    _send(world, fake)
+    records = fake.events()
+    reused = records[0]["sg_event_id"]
+    with open_store(world.settings) as store:
+        # Stored under a notice far from every notice of the call (never from SendGrid).
+        store.run(_FORGE, {"id": reused, "seq": 10 * ROW_GROUP})
+    report = _record(world, records)
+    assert report.stored == len(records) - 1
+    assert ledger(world.settings, _PLACED_EVENTS) == [(len(records) - 1,) * 2]
+    assert ledger(world.settings, "SELECT count(*) FROM delivery_events") == [(len(records),)]
+
+
 def test_a_call_answering_requests_far_apart_is_recorded_cluster_by_cluster(
     world: World, fake: FakeSendGrid
 ) -> None:
@@ -145,6 +160,11 @@ _FORGET = Statement("forget a request", "DELETE FROM sent_messages WHERE message
 _MOVE = Statement(
     "give a request places",
     "UPDATE sent_messages SET first_place = $first, last_place = $last WHERE message_id = $m",
+)
+_FORGE = Statement(
+    "an event of a notice elsewhere",
+    "INSERT INTO delivery_events VALUES ($id, 'f' || repeat('0', 31), 'processed', now(), now(), "
+    "NULL, NULL, $seq)",
 )
 _SPLIT = Statement(
     "place the later half far",
