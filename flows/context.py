@@ -12,10 +12,12 @@ from core.errors import ConfigError, StoreBusyError
 from core.settings import Settings
 from matching.keyed_hash import Pepper
 from matching.store import Store
+from matching.store_wanted import Waiting
 
 __all__ = ["Runtime", "export_pepper_for_this_process", "load_pepper", "open_store", "runtime"]
 
 PEPPER_ENV = "LEAKWATCH_PEPPER"
+_RETRY_MAX_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -47,27 +49,37 @@ def runtime(settings: Settings | None = None) -> Runtime:
 
 
 def _open_waiting(settings: Settings, *, read_only: bool) -> Store:
-    """One writer at a time: retry a busy store with backoff for ``store_wait_s``, then stop."""
+    """One writer at a time: retry a busy store for ``store_wait_s``, then stop.
+
+    While it waits it says so (:class:`matching.store_wanted.Waiting`), so that a process
+    holding the store while idle (``events serve``) gives it back. The delay between tries
+    grows to 0.2 s, not more: a store given back is taken within that.
+    """
     deadline = time.monotonic() + settings.store_wait_s
     delay = 0.05
-    while True:
-        try:
-            return Store(
-                settings.store,
-                threads=settings.duckdb_threads,
-                memory_limit=settings.duckdb_memory_limit,
-                temp_dir=settings.work_dir / "duckdb-tmp",
-                read_only=read_only,
-            )
-        except StoreBusyError as exc:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise StoreBusyError(
-                    f"{exc}; gave up after waiting {settings.store_wait_s:g} s "
-                    "(LEAKWATCH_STORE_WAIT_S)"
-                ) from None
-            time.sleep(min(delay, left))
-            delay = min(delay * 2, 2.0)
+    waiting = Waiting(settings.store)
+    try:
+        while True:
+            try:
+                return Store(
+                    settings.store,
+                    threads=settings.duckdb_threads,
+                    memory_limit=settings.duckdb_memory_limit,
+                    temp_dir=settings.work_dir / "duckdb-tmp",
+                    read_only=read_only,
+                )
+            except StoreBusyError as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise StoreBusyError(
+                        f"{exc}; gave up after waiting {settings.store_wait_s:g} s "
+                        "(LEAKWATCH_STORE_WAIT_S)"
+                    ) from None
+                waiting.renew()
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, _RETRY_MAX_S)
+    finally:
+        waiting.withdraw()
 
 
 @contextmanager
