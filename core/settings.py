@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # Notices of one shape sharing a request (personalizations); 1: one request per notice.
     sendgrid_per_request: int = Field(default=1000, ge=1, le=1000)
     notify_batch_size: int = Field(default=100, ge=1, le=1000)  # notices per ledger batch
+    # `events serve` keeps the store open between calls, and gives it back after this long
+    # without one (at once when another process waits for it); 0: closes it after every call.
+    events_hold_idle_s: float = Field(default=5.0, ge=0)
 
     # Signing evidence and reports.
     signing_key_file: Path | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated
 
@@ -147,12 +149,13 @@ def events_serve(
 
     server = notify_steps.events_server(_settings(), host=host, port=port)
     out.print(f"receiving signed SendGrid events at {server.url} (Ctrl-C to stop)")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server.server_close()
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop, as Ctrl-C
+    with suppress(KeyboardInterrupt):
+        server.serve_forever()  # gives the store back however it ends
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @events_app.command("import")

@@ -7,14 +7,14 @@ from pathlib import Path
 
 from core.errors import ConfigError
 from core.settings import Settings
-from flows.context import open_store
+from flows.context import HeldStore, open_store
 from matching.breaches import get_breach
 from matching.ledger import delivery_counts
 from matching.store import Store
 from notify.events_server import EventsServer
 from notify.fake_sendgrid import FakeSendGrid
 from notify.plan import DraftReport, breach_facts
-from notify.proof import record_events, write_fallback_csv
+from notify.proof import EventsReport, record_events, write_fallback_csv
 from notify.senders import OutboxSender, Sender, SendGridSender
 from notify.sending import Progress, SendReport, send_notices
 from notify.webhook import DeliveryEvent, decode_export, load_public_key, parse_events
@@ -112,10 +112,13 @@ def notice_counts(settings: Settings, breach_id: str) -> dict[str, int]:
         return delivery_counts(store, breach_id)
 
 
+def _counts(report: EventsReport) -> dict[str, int]:
+    return {"received": report.received, "stored": report.stored, "changed": report.changed}
+
+
 def _record(settings: Settings, events: tuple[DeliveryEvent, ...]) -> dict[str, int]:
     with open_store(settings) as store:
-        report = record_events(store, events)
-    return {"received": report.received, "stored": report.stored, "changed": report.changed}
+        return _counts(record_events(store, events))
 
 
 def import_events(settings: Settings, path: Path) -> tuple[dict[str, int], dict[str, int]]:
@@ -127,15 +130,24 @@ def import_events(settings: Settings, path: Path) -> tuple[dict[str, int], dict[
 def events_server(
     settings: Settings, *, host: str, port: int, public_key: str | None = None
 ) -> EventsServer:
+    """The webhook receiver, keeping the store open between calls (:class:`HeldStore`).
+
+    It gives the store back as soon as another leakwatch process waits for it, after
+    ``LEAKWATCH_EVENTS_HOLD_IDLE_S`` without a call, and when it stops.
+    """
     key_text = public_key or settings.sendgrid_webhook_public_key
     if not key_text:
         raise ConfigError(
             "set LEAKWATCH_SENDGRID_WEBHOOK_PUBLIC_KEY to the Event Webhook verification key "
             "(SendGrid: Settings → Mail Settings → Signed Event Webhook)"
         )
-    return EventsServer(
-        load_public_key(key_text), lambda events: _record(settings, events), host=host, port=port
-    )
+    held = HeldStore(settings, idle_s=settings.events_hold_idle_s)
+
+    def apply(events: tuple[DeliveryEvent, ...]) -> dict[str, int]:
+        with held.use() as store:
+            return _counts(record_events(store, events))
+
+    return EventsServer(load_public_key(key_text), apply, host=host, port=port, holding=held)
 
 
 def fake_events_round(settings: Settings, fake: FakeSendGrid) -> int:
