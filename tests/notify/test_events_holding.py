@@ -270,3 +270,29 @@ def test_holding_can_be_turned_off(world: World, fake: FakeSendGrid, sent: list[
             assert not held.held
             assert _other("try", str(world.settings.store)) == "free"
         assert held.opens == 2
+
+
+def test_a_restore_takes_the_store_from_an_idle_receiver(
+    world: World, fake: FakeSendGrid, sent: list[str]
+) -> None:
+    """``store restore`` waits a moment for the store (it is refused while a send holds it:
+    tests/matching/test_snapshot.py): the receiver holding it between calls gives it back."""
+    from matching.snapshot import take_snapshot
+
+    with open_store(world.settings) as store:
+        snap = take_snapshot(store, "test", keep=1)
+    assert snap is not None
+    with _serving(world, fake) as (server, held):
+        assert _post(server, fake, sent[:10]).status_code == 200 and held.held
+        done = subprocess.run(
+            [LEAKWATCH, "store", "restore", str(snap)],
+            env={**os.environ, "LEAKWATCH_STORE": str(world.settings.store)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert not held.held
+    # The snapshot was taken before the call: its events are gone with the restore.
+    assert {s for n, s in ledger(world.settings) if n in set(sent[:10])} == {"accepted"}
