@@ -248,10 +248,11 @@ _NOTICE_PLACES = Statement(
 # Storing events, each with its notice's place (from the join). A stored event has its
 # notice's place, so an earlier event of the notice, or the same event again under a new id,
 # is within the batch's places whenever the notice is. So is the same event id, since an id
-# names one event of one notice; the second statement looks for ids among every stored event,
-# for a call that an id stored under a notice elsewhere (never from SendGrid) made break the
-# table's key (insert_events). ON CONFLICT DO NOTHING would skip such an id by the key, but
-# DuckDB 2.0 runs it as a join reading every stored event's id (0.04-0.07 s at 1.9 M events).
+# names one event of one notice: ids are looked for within $id_first..$id_last, the batch's
+# places, or every place (EVERY_PLACE) for a call that an id stored under a notice elsewhere
+# (never from SendGrid) made break the table's key (insert_events). ON CONFLICT DO NOTHING
+# would skip such an id by the key, but DuckDB 2.0 runs it as a join reading every stored
+# event's id (0.04-0.07 s at 1.9 M events).
 _INSERT_EVENTS = Statement(
     "store delivery events",
     """
@@ -261,22 +262,8 @@ _INSERT_EVENTS = Statement(
     FROM incoming i JOIN notices n ON n.notice_id = i.notice_id
     WHERE n.seq BETWEEN $first AND $last
       AND NOT EXISTS (SELECT 1 FROM delivery_events d
-                      WHERE d.seq BETWEEN $first AND $last AND d.sg_event_id = i.sg_event_id)
-      AND NOT EXISTS (SELECT 1 FROM delivery_events d
-                      WHERE d.seq BETWEEN $first AND $last AND d.notice_id = i.notice_id
-                        AND d.event = i.event AND d.ts = i.ts)
-    RETURNING notice_id
-    """,
-)
-_INSERT_EVENTS_IDS_EVERYWHERE = Statement(
-    "store delivery events, their ids looked for among every stored event",
-    """
-    INSERT INTO delivery_events
-    SELECT i.sg_event_id, i.notice_id, i.event, i.ts, $now, i.reason_code, i.sg_message_id,
-           n.seq
-    FROM incoming i JOIN notices n ON n.notice_id = i.notice_id
-    WHERE n.seq BETWEEN $first AND $last
-      AND NOT EXISTS (SELECT 1 FROM delivery_events d WHERE d.sg_event_id = i.sg_event_id)
+                      WHERE d.seq BETWEEN $id_first AND $id_last
+                        AND d.sg_event_id = i.sg_event_id)
       AND NOT EXISTS (SELECT 1 FROM delivery_events d
                       WHERE d.seq BETWEEN $first AND $last AND d.notice_id = i.notice_id
                         AND d.event = i.event AND d.ts = i.ts)
@@ -636,10 +623,16 @@ def insert_events(
         schema=_EVENT_SCHEMA,
         orient="row",
     )
-    params = {"now": datetime.now(UTC), "first": places[0], "last": places[1]}
-    statement = _INSERT_EVENTS_IDS_EVERYWHERE if ids_everywhere else _INSERT_EVENTS
+    ids = EVERY_PLACE if ids_everywhere else places
+    params = {
+        "now": datetime.now(UTC),
+        "first": places[0],
+        "last": places[1],
+        "id_first": ids[0],
+        "id_last": ids[1],
+    }
     with store.registered("incoming", frame):
-        return [r[0] for r in store.rows(statement, params)]
+        return [r[0] for r in store.rows(_INSERT_EVENTS, params)]
 
 
 def fold_input(

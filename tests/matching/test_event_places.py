@@ -14,7 +14,6 @@ import pytest
 from old_stores import downgraded, rows
 
 from matching import ledger
-from matching.link import link
 from matching.sql import MIGRATIONS, Statement
 from matching.store import Store, StoreError
 
@@ -24,16 +23,9 @@ _STATE = Statement("a notice's state", "SELECT state FROM notices WHERE notice_i
 
 
 @pytest.fixture
-def planned(leakwatch_env: Path, two_file_breach: Callable[..., None]) -> Path:
+def planned(plan_breach: Callable[[int], Path]) -> Path:
     """A store whose breach "b" is linked and its notices planned; its path."""
-    from flows.context import runtime
-
-    two_file_breach(seed=43)
-    current = runtime().settings.store
-    with Store(current) as store:
-        link(store, "b")
-        assert ledger.plan_notices(store, "b") > 100
-    return current
+    return plan_breach(43)
 
 
 def _accept(store: Store, notices: list[dict[str, Any]], message_id: str) -> None:
