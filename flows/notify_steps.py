@@ -127,6 +127,12 @@ def import_events(settings: Settings, path: Path) -> tuple[dict[str, int], dict[
     return _record(settings, parsed.events), parsed.ignored
 
 
+# How long a webhook call waits for a store another command holds before its 503: a send holds
+# it for minutes, and SendGrid delivers a refused call again later; a longer wait would only
+# hold the call's connection, and every call queued behind the receiver's lock.
+EVENTS_STORE_WAIT_S = 2.0
+
+
 def events_server(
     settings: Settings, *, host: str, port: int, public_key: str | None = None
 ) -> EventsServer:
@@ -141,7 +147,8 @@ def events_server(
             "set LEAKWATCH_SENDGRID_WEBHOOK_PUBLIC_KEY to the Event Webhook verification key "
             "(SendGrid: Settings → Mail Settings → Signed Event Webhook)"
         )
-    held = HeldStore(settings, idle_s=settings.events_hold_idle_s)
+    waiting = {"store_wait_s": min(settings.store_wait_s, EVENTS_STORE_WAIT_S)}
+    held = HeldStore(settings.model_copy(update=waiting), idle_s=settings.events_hold_idle_s)
 
     def apply(events: tuple[DeliveryEvent, ...]) -> dict[str, int]:
         with held.use() as store:

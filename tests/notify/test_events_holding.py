@@ -296,3 +296,25 @@ def test_a_restore_takes_the_store_from_an_idle_receiver(
         assert not held.held
     # The snapshot was taken before the call: its events are gone with the restore.
     assert {s for n, s in ledger(world.settings) if n in set(sent[:10])} == {"accepted"}
+
+
+def test_a_call_on_a_store_another_command_holds_is_refused_within_seconds(
+    world: World, fake: FakeSendGrid, sent: list[str]
+) -> None:
+    """A send holds the store for minutes: a call waits a moment for it, not the minute every
+    command may wait (``LEAKWATCH_STORE_WAIT_S``), then gets 503 for SendGrid to deliver again."""
+    from flows.notify_steps import EVENTS_STORE_WAIT_S
+
+    with _serving(world, fake, idle_s=0.0, wait_s=60.0) as (server, held):
+        other = _Waiter(world.settings.store, 5)
+        try:
+            assert other.line() == "free" and other.opened() < 1.0  # it has the store
+            started = time.monotonic()
+            busy = _post(server, fake, sent[:10])
+            waited = time.monotonic() - started
+            assert busy.status_code == 503 and busy.headers["Retry-After"]
+            assert EVENTS_STORE_WAIT_S <= waited < 10.0  # not the minute of wait_s
+        finally:
+            other.close()
+        assert _post(server, fake, sent[:10]).status_code == 200
+        assert not held.held  # idle 0: given back after the call
