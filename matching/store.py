@@ -30,9 +30,8 @@ class StoreError(TerminalError):
 
     def __init__(self, statement: Statement, cause: BaseException) -> None:
         self.statement = statement
-        self.kind = kind = type(
-            cause
-        ).__name__  # DuckDB's exception class, e.g. ConstraintException
+        # DuckDB's exception class (ConstraintException...): what a caller may tell apart.
+        self.kind = kind = type(cause).__name__
         # Errors about the SQL itself are safe to show; others (conversion, constraint) may
         # quote a value, so only their kind is kept.
         detail = f": {str(cause).splitlines()[0][:300]}" if isinstance(cause, _STRUCTURAL) else ""

@@ -123,11 +123,22 @@ class _Waiter:
         assert self.proc.stdin is not None
         self.proc.stdin.close()
         assert self.line() == "closed"
-        self.proc.wait(timeout=30)
+        self._end()
 
     def kill(self) -> None:
         self.proc.kill()
+        self._end()
+
+    def _end(self) -> None:
+        """Wait for the process, then for its reader to reach the end of its output (once:
+        a waiter closed may be killed again on the way out)."""
         self.proc.wait(timeout=30)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.closed:
+            return
+        while self.line() != "exited":
+            pass
+        self.proc.stdout.close()
 
 
 def test_calls_are_recorded_on_a_store_held_between_them(
