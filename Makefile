@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_ROWS ?= 1000000
 FUZZ_SECONDS ?= 60
+# Test processes (pytest-xdist): one per core of CI's two; TEST_WORKERS=0 runs them in this one.
+TEST_WORKERS ?= 2
 
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
@@ -42,7 +44,7 @@ gpg:
 	@command -v gpg >/dev/null || (apt-get update -qq && apt-get install -y -qq gnupg >/dev/null)
 
 test: $(STAMP) gpg
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
