@@ -19,12 +19,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.errors import StoreBusyError
+from core.serving import QuietHTTPServer
 from notify.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -78,8 +79,7 @@ class EventsServer:
         self._closed = False  # under the lock: no call applied once the store is given back
         self._stopping = threading.Event()
         self._watch: threading.Thread | None = None
-        self.server = ThreadingHTTPServer((host, port), self._handler())
-        self.server.daemon_threads = True
+        self.server = QuietHTTPServer((host, port), self._handler(), label="events serve")
         self._thread: threading.Thread | None = None
 
     @property
@@ -152,6 +152,9 @@ class EventsServer:
                         self._holding.settle()
         except StoreBusyError:
             return 503, {"retry": "store busy"}
+        except Exception as exc:  # nothing committed; SendGrid delivers the call again later
+            print(f"events serve: recording a call failed ({type(exc).__name__})", file=sys.stderr)
+            return 500, {"retry": "failed"}
         return 200, {**counts, "ignored": sum(parsed.ignored.values())}
 
     def _start_watch(self) -> None:

@@ -21,11 +21,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from core.serving import QuietHTTPServer
 
 __all__ = ["Delivered", "FakeSendGrid", "Fault", "Recorded", "SentMessage", "validate_mail"]
 
@@ -224,14 +226,13 @@ class FakeSendGrid:
         self.outcomes: dict[
             str, Outcome
         ] = {}  # notice id → what its events say (default delivered)
-        self._server: ThreadingHTTPServer | None = None
+        self._server: QuietHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> FakeSendGrid:
         handler = _handler(self)
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server.daemon_threads = True
+        server = QuietHTTPServer(("127.0.0.1", 0), handler, label="fake SendGrid")
         server.block_on_close = False
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, daemon=True)

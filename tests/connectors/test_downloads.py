@@ -7,7 +7,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import polars as pl
@@ -16,6 +16,7 @@ import pytest
 from connectors.acquire import AcquireOptions, Refusal, acquire
 from connectors.downloads import display_url, download
 from core.errors import InputError, TransientError
+from core.serving import QuietHTTPServer
 from core.settings import Settings
 from flows import steps
 from flows.context import Runtime, load_pepper
@@ -97,8 +98,7 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def server() -> Iterator[tuple[str, Script]]:
     script = Script()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
-    httpd.daemon_threads = True
+    httpd = QuietHTTPServer(("127.0.0.1", 0), _handler(script), label="test server")
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import csv
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from notify_world import World, ledger
 
 from flows.context import open_store
@@ -140,3 +145,40 @@ def test_commands_send_through_the_fake_and_list_the_fallback(world: World, tmp_
     assert world.without_email > 0 and len(rows) == world.without_email
     assert {r["reason"] for r in rows} == {"no e-mail address"}
     assert set(rows[0]) == {"customer_id", "notice_id", "reason"}
+
+
+def test_a_call_that_fails_to_record_gets_500_and_prints_its_type_only(
+    world: World, fake: FakeSendGrid, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SendGrid delivers a failed call again; the output says the error's type, never its
+    message (it could hold a value being recorded), and shows no traceback."""
+    ids = _send_all(world, fake)
+
+    def apply(events: tuple[DeliveryEvent, ...]) -> dict[str, int]:
+        raise RuntimeError(f"could not record {events[0].notice_id} for jeanne@example.com")
+
+    with EventsServer(load_public_key(fake.public_key_b64), apply) as server:
+        assert fake.post_events(server.url, fake.events(ids[:2])) == 500
+    err = capsys.readouterr().err
+    assert "events serve: recording a call failed (RuntimeError)" in err
+    assert "jeanne@example.com" not in err and ids[0] not in err and "Traceback" not in err
+
+
+def test_a_client_dropping_its_connection_prints_nothing(
+    fake: FakeSendGrid, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A caller that resets its connection mid-request (a proxy, a kept-alive connection
+    closed) is no error of the receiver's: nothing on the output, and it goes on serving."""
+    server = EventsServer(load_public_key(fake.public_key_b64), lambda events: {})
+    with server:
+        host, port = server.server.server_address[:2]
+        for _ in range(3):
+            with socket.create_connection((str(host), port)) as conn:
+                conn.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n[{")
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        deadline = time.monotonic() + 10
+        while any("process_request" in t.name for t in threading.enumerate()):
+            assert time.monotonic() < deadline, "the calls' threads never ended"
+            time.sleep(0.01)
+        assert fake.post_events(server.url, []) == 200  # still serving
+    assert capsys.readouterr().err == ""
