@@ -41,7 +41,8 @@ class StoreError(TerminalError):
 
 
 class Store:
-    """A leakwatch DuckDB file. One writing process at a time (DuckDB's own file lock)."""
+    """A leakwatch DuckDB file. One writing process at a time, or readers (DuckDB's own file
+    lock, and ``<store>.lock``: see :meth:`_take_lock`)."""
 
     def __init__(
         self,
@@ -55,9 +56,7 @@ class Store:
         self.path = path
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fd: int | None = None
-        if not read_only:
-            self._lock_fd = self._take_writer_lock(path)
+        self._lock_fd = self._take_lock(path, read_only)
         config: dict[str, Any] = {"memory_limit": memory_limit}
         if threads:
             config["threads"] = threads
@@ -67,7 +66,7 @@ class Store:
         try:
             self.con = duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
-            self._release_writer_lock()
+            self._release_lock()
             if _LOCK_MESSAGE.search(str(exc)):
                 raise StoreBusyError(
                     f"the store {path} is in use by another leakwatch process; "
@@ -168,16 +167,26 @@ class Store:
 
     def close(self) -> None:
         self.con.close()
-        self._release_writer_lock()
+        self._release_lock()
 
     # DuckDB 2.0 releases the file's lock before it is done with the write-ahead log when a
-    # writer closes: a second writer opening in that moment fails on its first commit. Our own
-    # lock file, held from before opening until closing has returned, closes that window.
+    # writer closes: a second writer, or a reader, opening in that moment fails on its first
+    # commit or reads the log half written. Our own lock file, held from before opening until
+    # closing has returned, closes that window: a writer holds it alone, readers share it.
     @staticmethod
-    def _take_writer_lock(path: Path) -> int:
-        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    def _take_lock(path: Path, read_only: bool) -> int | None:
+        name = path.with_name(path.name + ".lock")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if read_only:  # never made by a reader: every writer open now has made it
+                fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+            else:
+                fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except (FileNotFoundError, PermissionError):
+            if not read_only:
+                raise
+            return None  # a store no writer has opened, or a folder this reader cannot read
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if read_only else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise StoreBusyError(
@@ -186,7 +195,7 @@ class Store:
             ) from None
         return fd
 
-    def _release_writer_lock(self) -> None:
+    def _release_lock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing the descriptor releases the flock
             self._lock_fd = None

@@ -3,6 +3,8 @@ registered frames are stored without needless partial row groups."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +83,36 @@ def test_second_writer_process_is_told_to_wait(tmp_path: Path) -> None:
         )
     assert done.returncode == 3, done.stderr
     assert "in use by another leakwatch process" in done.stdout
+
+
+def test_readers_share_the_lock_file_and_wait_for_a_writer_still_closing(tmp_path: Path) -> None:
+    """A writer holds ``<store>.lock`` until its close has returned (DuckDB 2.0 lets go of its
+    own lock before it is done with the write-ahead log): a reader opening in that window is
+    told to wait; readers hold it together, and a writer cannot take it from them."""
+    path = tmp_path / "s.duckdb"
+    Store(path).close()
+    closing = os.open(path.with_name("s.duckdb.lock"), os.O_RDWR)
+    try:
+        fcntl.flock(closing, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a writer between its two closes
+        with pytest.raises(StoreBusyError, match="in use by another leakwatch process"):
+            Store(path, read_only=True)
+        fcntl.flock(closing, fcntl.LOCK_UN)
+        with Store(path, read_only=True) as one, Store(path, read_only=True) as two:
+            assert one.schema_version == two.schema_version == len(MIGRATIONS)
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(closing, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(closing, fcntl.LOCK_EX | fcntl.LOCK_NB)  # both readers let it go
+    finally:
+        os.close(closing)
+
+
+def test_a_reader_of_a_store_no_writer_opened_needs_no_lock_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    Store(path).close()
+    path.with_name("s.duckdb.lock").unlink()
+    with Store(path, read_only=True) as store:
+        assert store.schema_version == len(MIGRATIONS)
+    assert not path.with_name("s.duckdb.lock").exists()
 
 
 def test_statement_errors_name_the_statement_but_not_the_values(tmp_path: Path) -> None:
