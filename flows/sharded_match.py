@@ -15,6 +15,7 @@ from prefect_dask.task_runners import DaskTaskRunner
 
 from core.settings import Settings
 from flows.context import open_store
+from matching.link import Plan
 from matching.shards import combine, export_shards, link_shard, shard_paths
 from matching.snapshot import take_snapshot
 
@@ -34,11 +35,12 @@ def _partial(folder: Path, shard: int) -> Path:
 # customer numbers only (only the store maps numbers to ids), and nothing is persisted or
 # cached by Prefect.
 @task(name="export-shards", persist_result=False, cache_policy=NONE)
-def export_task(breach_id: str, run_id: str, shards: int) -> int:
-    """Write the customer and leak keys of each shard to Parquet, from the store."""
+def export_task(breach_id: str, run_id: str, shards: int) -> Plan:
+    """Write the customer and leak keys of each shard to Parquet, from the store; returns the
+    plan the leak keys follow ("hinted": only those that hit the customer filter)."""
     settings = Settings()
     with open_store(settings, read_only=True) as store:
-        return len(export_shards(store, breach_id, _run_dir(settings, run_id), shards))
+        return export_shards(store, breach_id, _run_dir(settings, run_id), shards).plan
 
 
 @task(name="link-shard", persist_result=False, cache_policy=NONE)
@@ -55,14 +57,14 @@ def link_shard_task(run_id: str, shard: int, shards: int) -> int:
 
 
 @task(name="combine-shards", persist_result=False, cache_policy=NONE)
-def combine_task(breach_id: str, run_id: str, shards: int) -> int:
+def combine_task(breach_id: str, run_id: str, shards: int, plan: Plan) -> int:
     """Combine the partials and replace the breach's exposures in the store."""
     settings = Settings()
     folder = _run_dir(settings, run_id)
     with open_store(settings) as store:
         take_snapshot(store, "match", keep=settings.snapshot_keep)
         partials = [_partial(folder, n) for n in range(shards)]
-        return combine(store, breach_id, partials).exposed
+        return combine(store, breach_id, partials, plan=plan).exposed
 
 
 @task(name="remove-shards", persist_result=False, cache_policy=NONE)
@@ -101,8 +103,8 @@ def sharded_match(breach_id: str, shards: int = 4, workers: int = 2) -> int:
     settings = Settings()
     run_id = str(flow_run.id or uuid4().hex)
     try:
-        export_task(breach_id, run_id, shards)
+        plan = export_task(breach_id, run_id, shards)
         link_shards.with_options(task_runner=_task_runner(settings, workers))(run_id, shards)
-        return combine_task(breach_id, run_id, shards)
+        return combine_task(breach_id, run_id, shards, plan)
     finally:
         cleanup_task(run_id)

@@ -15,7 +15,7 @@ from matching.sql import Statement
 from matching.store import Store
 from schemas.vocab import KeyKind, categories_from_mask
 
-__all__ = ["NARROW_ABOVE", "LinkReport", "Plan", "link", "write_partials"]
+__all__ = ["NARROW_ABOVE", "LinkReport", "Plan", "hinted_by", "link", "write_partials"]
 
 _KIND_BITS = {KeyKind.EMAIL: 1, KeyKind.IBAN: 2, KeyKind.PHONE: 4}
 
@@ -65,7 +65,7 @@ _HINT_FILTERS = Statement(
     "the customer filters the breach's artifacts were probed against",
     """
     SELECT DISTINCT hint_keys, hint_xor FROM artifacts
-    WHERE artifact_no IN (SELECT artifact_no FROM breach_artifacts) AND rows_read > 0
+    WHERE breach_id = $breach_id AND state = 'done' AND rows_read > 0
     """,
 )
 _NARROW = Statement(
@@ -211,13 +211,13 @@ def link(
     if shards < 1:
         raise ValueError("shards must be at least 1")
     store.run(_PARTIALS, {"breach_id": breach_id})
-    hinted_by = _hinted_by(store) if use_hints else None
-    plan: Plan = "hinted" if hinted_by is not None else _unhinted_plan(store, narrow_above)
+    hinted = hinted_by(store, breach_id) if use_hints else None
+    plan: Plan = "hinted" if hinted is not None else _unhinted_plan(store, narrow_above)
     _join(store, plan, shards)
     # Whether that filter still names the customer keys is checked after the join, which has
     # just read them: the check then reads them from memory (0.66 s before the join at 20 M,
     # from disk). One writer at a time: nothing changed them in between.
-    if plan == "hinted" and current_id(store) != hinted_by:
+    if plan == "hinted" and current_id(store) != hinted:
         store.run(_PARTIALS, {"breach_id": breach_id})
         plan = _unhinted_plan(store, narrow_above)
         _join(store, plan, shards)
@@ -225,10 +225,11 @@ def link(
     return LinkReport(breach_id=breach_id, exposed=exposed, shards=shards, plan=plan)
 
 
-def _hinted_by(store: Store) -> FilterId | None:
+def hinted_by(store: Store, breach_id: str) -> FilterId | None:
     """The one filter every artifact of the breach with rows was probed against, if any (an
-    artifact without rows has no key, and no hint recorded)."""
-    found = store.rows(_HINT_FILTERS)
+    artifact without rows has no key, and no hint recorded). Its hints hold only while it
+    still names the customer keys (:func:`matching.customer_filter.current_id`)."""
+    found = store.rows(_HINT_FILTERS, {"breach_id": breach_id})
     if len(found) != 1 or None in found[0]:
         return None
     return FilterId(int(found[0][0]), int(found[0][1]))

@@ -10,11 +10,19 @@ from typing import Any
 
 import duckdb
 
-from matching.link import LinkReport, write_partials
+from matching.customer_filter import current_id
+from matching.link import LinkReport, Plan, hinted_by, write_partials
 from matching.sql import Statement
 from matching.store import Store, StoreError
 
-__all__ = ["ShardPaths", "combine", "export_shards", "link_shard", "shard_paths"]
+__all__ = [
+    "ShardExport",
+    "ShardPaths",
+    "combine",
+    "export_shards",
+    "link_shard",
+    "shard_paths",
+]
 
 MAX_SHARDS = 65_536  # the prefix is the key's first two bytes
 
@@ -24,27 +32,47 @@ MAX_SHARDS = 65_536  # the prefix is the key's first two bytes
 # The keys are keyed hashes, uniform in every byte: their first two bytes, read as a
 # big-endian number (k1 >> 48, keyed_hash.py), split them evenly and the same way in every
 # process and version.
+#
+# Each side is written in one pass, partitioned by shard (``<side>/shard=<n>/*.parquet``):
+# a query per shard read every key once per shard (20 M x 20 M, 4 shards: 22.7 s against
+# 6.1 s for both passes with the hints, below). The customer side leaves the kind out: the
+# join compares (k1, k2) only, as the link does.
+_SHARD = "((k1 >> 48) % $shards)::UINTEGER AS shard"
 _EXPORT_CUSTOMERS = Statement(
-    "export customer keys shard",
+    "export customer keys by shard",
     """
-    COPY (
-        SELECT customer_no, kind::VARCHAR AS kind, k1, k2 FROM customer_keys
-        WHERE (k1 >> 48) % $shards = $shard
-    ) TO $path (FORMAT parquet)
+    COPY (SELECT customer_no, k1, k2, ((k1 >> 48) % $shards)::UINTEGER AS shard
+          FROM customer_keys)
+    TO $path (FORMAT parquet, PARTITION_BY (shard), OVERWRITE)
     """,
 )
-# The breach's leak keys from done artifacts, each with the row id link.py counts rows by.
+# The breach's leak keys from done artifacts, each with the row id link.py counts rows by:
+# only those that hit the customer filter when its hints hold for the breach, as the link's
+# "hinted" plan joins them (about a third at 30 % overlap), else every one.
+_LEAK_KEYS = """
+    SELECT kind::VARCHAR AS kind, k1, k2, categories,
+           (artifact_no::UBIGINT << 48) | (table_no::UBIGINT << 40) | row AS rowid{shard}
+    FROM leak_keys
+    WHERE artifact_no IN (
+            SELECT artifact_no FROM artifacts WHERE breach_id = $breach_id AND state = 'done')
+      AND ($every_key OR customer_hint){limit}
+"""
 _EXPORT_LEAKS = Statement(
-    "export leak keys shard",
-    """
-    COPY (
-        SELECT kind::VARCHAR AS kind, k1, k2, categories,
-               (artifact_no::UBIGINT << 48) | (table_no::UBIGINT << 40) | row AS rowid
-        FROM leak_keys
-        WHERE artifact_no IN (
-                SELECT artifact_no FROM artifacts WHERE breach_id = $breach_id AND state = 'done')
-          AND (k1 >> 48) % $shards = $shard
-    ) TO $path (FORMAT parquet)
+    "export leak keys by shard",
+    f"""
+    COPY ({_LEAK_KEYS.format(shard=", " + _SHARD, limit="")})
+    TO $path (FORMAT parquet, PARTITION_BY (shard), OVERWRITE)
+    """,
+)
+# A shard no key fell in gets an empty file of the same columns, so every shard reads alike.
+_EMPTY_CUSTOMERS = Statement(
+    "an empty shard of customer keys",
+    "COPY (SELECT customer_no, k1, k2 FROM customer_keys LIMIT 0) TO $path (FORMAT parquet)",
+)
+_EMPTY_LEAKS = Statement(
+    "an empty shard of leak keys",
+    f"""
+    COPY ({_LEAK_KEYS.format(shard="", limit=" LIMIT 0")}) TO $path (FORMAT parquet)
     """,
 )
 _LINK_SHARD_FILES = Statement(
@@ -56,8 +84,8 @@ _LINK_SHARD_FILES = Statement(
                    AS kinds,
                bit_or(lk.categories)::USMALLINT AS categories,
                list(DISTINCT lk.rowid) AS rowids
-        FROM read_parquet($leaks) lk
-        JOIN read_parquet($customers) ck
+        FROM read_parquet($leaks, hive_partitioning = false) lk
+        JOIN read_parquet($customers, hive_partitioning = false) ck
             ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
         GROUP BY ck.customer_no
     ) TO $path (FORMAT parquet)
@@ -76,11 +104,20 @@ _LOAD_PARTIALS = Statement(
 
 @dataclass(frozen=True)
 class ShardPaths:
-    """One shard's two input files: customer keys and the breach's leak keys in that shard."""
+    """One shard's two input folders of Parquet files: customer keys and the breach's leak
+    keys in that shard."""
 
     shard: int
     customers: Path
     leaks: Path
+
+
+@dataclass(frozen=True)
+class ShardExport:
+    """Every shard's folders, and the link plan their leak keys follow (see ``_LEAK_KEYS``)."""
+
+    paths: list[ShardPaths]
+    plan: Plan
 
 
 def shard_paths(folder: Path, shards: int) -> list[ShardPaths]:
@@ -88,26 +125,41 @@ def shard_paths(folder: Path, shards: int) -> list[ShardPaths]:
     return [
         ShardPaths(
             shard=n,
-            customers=folder / f"customers-{n:05d}.parquet",
-            leaks=folder / f"leaks-{n:05d}.parquet",
+            customers=folder / "customers" / f"shard={n}",
+            leaks=folder / "leaks" / f"shard={n}",
         )
         for n in range(shards)
     ]
 
 
-def export_shards(store: Store, breach_id: str, out_dir: Path, shards: int) -> list[ShardPaths]:
+def export_shards(store: Store, breach_id: str, out_dir: Path, shards: int) -> ShardExport:
     """Write each shard's customer keys and the breach's leak keys: keyed hashes and numbers."""
     if not 1 <= shards <= MAX_SHARDS:
         raise ValueError(f"shards must be between 1 and {MAX_SHARDS}")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = shard_paths(out_dir, shards)
+    store.run(_EXPORT_CUSTOMERS, {"shards": shards, "path": str(out_dir / "customers")})
+    # Checked after the customer keys were read, as the link does: from memory.
+    hinted = hinted_by(store, breach_id)
+    plan: Plan = "hinted" if hinted is not None and current_id(store) == hinted else "all"
+    store.run(
+        _EXPORT_LEAKS,
+        {
+            "breach_id": breach_id,
+            "shards": shards,
+            "every_key": plan == "all",
+            "path": str(out_dir / "leaks"),
+        },
+    )
     for p in paths:
-        store.run(_EXPORT_CUSTOMERS, {"shards": shards, "shard": p.shard, "path": str(p.customers)})
-        store.run(
-            _EXPORT_LEAKS,
-            {"breach_id": breach_id, "shards": shards, "shard": p.shard, "path": str(p.leaks)},
-        )
-    return paths
+        for folder, empty, params in (
+            (p.customers, _EMPTY_CUSTOMERS, {}),
+            (p.leaks, _EMPTY_LEAKS, {"breach_id": breach_id, "every_key": True}),
+        ):
+            if not folder.is_dir():
+                folder.mkdir(parents=True)
+                store.run(empty, {**params, "path": str(folder / "empty.parquet")})
+    return ShardExport(paths, plan)
 
 
 def link_shard(shard: ShardPaths, out: Path, *, memory_limit: str = "2GB") -> Path:
@@ -124,7 +176,11 @@ def link_shard(shard: ShardPaths, out: Path, *, memory_limit: str = "2GB") -> Pa
         _run(
             con,
             _LINK_SHARD_FILES,
-            {"leaks": str(shard.leaks), "customers": str(shard.customers), "path": str(partial)},
+            {
+                "leaks": str(shard.leaks / "*.parquet"),
+                "customers": str(shard.customers / "*.parquet"),
+                "path": str(partial),
+            },
         )
     finally:
         con.close()
@@ -132,13 +188,16 @@ def link_shard(shard: ShardPaths, out: Path, *, memory_limit: str = "2GB") -> Pa
     return out
 
 
-def combine(store: Store, breach_id: str, partial_paths: Sequence[Path]) -> LinkReport:
-    """Combine the shards' partials and replace the breach's exposures, as ``link`` does."""
+def combine(
+    store: Store, breach_id: str, partial_paths: Sequence[Path], *, plan: Plan = "all"
+) -> LinkReport:
+    """Combine the shards' partials and replace the breach's exposures, as ``link`` does;
+    ``plan``: the export's (:attr:`ShardExport.plan`), for the report."""
     if not partial_paths:
         raise ValueError("no partials to combine")
     store.run(_LOAD_PARTIALS, {"paths": [str(p) for p in partial_paths]})
     exposed = write_partials(store, breach_id)
-    return LinkReport(breach_id=breach_id, exposed=exposed, shards=len(partial_paths), plan="all")
+    return LinkReport(breach_id=breach_id, exposed=exposed, shards=len(partial_paths), plan=plan)
 
 
 def _run(con: duckdb.DuckDBPyConnection, statement: Statement, params: Mapping[str, Any]) -> None:

@@ -131,8 +131,9 @@ def test_a_migrated_store_links_as_before(stores: tuple[Path, Path], leakwatch_e
         link(store, "b", shards=3)
         assert _rows_of(store, EXPOSURES) == by_link
         folder = leakwatch_env / "shards"
-        paths = export_shards(store, "b", folder, 4)
-        combine(store, "b", [link_shard(p, folder / f"partial-{p.shard}.parquet") for p in paths])
+        export = export_shards(store, "b", folder, 4)
+        partials = [link_shard(p, folder / f"partial-{p.shard}.parquet") for p in export.paths]
+        combine(store, "b", partials, plan=export.plan)
         assert _rows_of(store, EXPOSURES) == by_link
     # ... the exposures of a store that had customer numbers from the start.
     assert by_link == rows(current, EXPOSURES)
