@@ -139,7 +139,8 @@ def export_shards(store: Store, breach_id: str, out_dir: Path, shards: int) -> S
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = shard_paths(out_dir, shards)
     store.run(_EXPORT_CUSTOMERS, {"shards": shards, "path": str(out_dir / "customers")})
-    # Checked after the customer keys were read, as the link does: from memory.
+    # Whether the hints hold is checked once the customer keys have been read, as the link
+    # does: their blocks are then in DuckDB's cache, if it could keep them.
     hinted = hinted_by(store, breach_id)
     plan: Plan = "hinted" if hinted is not None and current_id(store) == hinted else "all"
     store.run(
