@@ -45,7 +45,7 @@ def export_task(breach_id: str, run_id: str, shards: int) -> Plan:
 
 @task(name="link-shard", persist_result=False, cache_policy=NONE)
 def link_shard_task(run_id: str, shard: int, shards: int) -> int:
-    """Join one shard's files into per-customer partials; runs on a Dask worker."""
+    """Join one shard's files into its (customer, leaked row) pairs; runs on a Dask worker."""
     settings = Settings()
     folder = _run_dir(settings, run_id)
     link_shard(
@@ -58,7 +58,7 @@ def link_shard_task(run_id: str, shard: int, shards: int) -> int:
 
 @task(name="combine-shards", persist_result=False, cache_policy=NONE)
 def combine_task(breach_id: str, run_id: str, shards: int, plan: Plan) -> int:
-    """Combine the partials and replace the breach's exposures in the store."""
+    """Combine the shards' pairs and replace the breach's exposures in the store."""
     settings = Settings()
     folder = _run_dir(settings, run_id)
     with open_store(settings) as store:

@@ -199,8 +199,8 @@ def link_shard(shard: ShardPaths, out: Path, *, memory_limit: str = "2GB") -> Pa
 def combine(
     store: Store, breach_id: str, partial_paths: Sequence[Path], *, plan: Plan = "all"
 ) -> LinkReport:
-    """Combine the shards' partials and replace the breach's exposures, as ``link`` does;
-    ``plan``: the export's (:attr:`ShardExport.plan`), for the report."""
+    """Combine the shards' pairs (one file each) and replace the breach's exposures, as
+    ``link`` does; ``plan``: the export's (:attr:`ShardExport.plan`), for the report."""
     if not partial_paths:
         raise ValueError("no partials to combine")
     store.run(_COMBINE_PAIRS, {"paths": [str(p) for p in partial_paths]})
