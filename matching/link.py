@@ -221,7 +221,7 @@ def link(
         store.run(_PARTIALS, {"breach_id": breach_id})
         plan = _unhinted_plan(store, narrow_above)
         _join(store, plan, shards)
-    exposed = _write_result(store, breach_id)
+    exposed = write_result(store, breach_id)
     return LinkReport(breach_id=breach_id, exposed=exposed, shards=shards, plan=plan)
 
 
@@ -253,14 +253,9 @@ def _join(store: Store, plan: Plan, shards: int) -> None:
 
 
 def write_result(store: Store, breach_id: str) -> int:
-    """Replace the breach's exposures with the temp table ``link_result`` (one row per customer:
-    ``customer_no``, ``kinds``, ``categories``, ``matched_rows``), for callers that fill it
-    themselves (the sharded match); returns the count."""
-    return _write_result(store, breach_id)
-
-
-def _write_result(store: Store, breach_id: str) -> int:
-    """Decide risk per shape of ``link_result`` and replace the breach's exposures in one go."""
+    """Decide risk per shape of the temp table ``link_result`` (one row per customer:
+    ``customer_no``, ``kinds``, ``categories``, ``matched_rows``; the link's, or one the
+    sharded match filled) and replace the breach's exposures in one go; returns the count."""
     decisions = _decisions(store.frame(_COMBOS))
     with store.transaction(), store.registered("decisions", decisions):
         store.run(_WRITE, {"breach_id": breach_id, "now": datetime.now(UTC)})
