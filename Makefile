@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_ROWS ?= 1000000
+BENCH_LEAK_ROWS ?= $(BENCH_ROWS)
 FUZZ_SECONDS ?= 60
 # Test processes (pytest-xdist): one per core of CI's two; TEST_WORKERS=0 runs them in this one.
 TEST_WORKERS ?= 2
@@ -52,7 +53,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python -m bench --rows $(BENCH_ROWS)
+	$(BIN)/python -m bench --rows $(BENCH_ROWS) --leak-rows $(BENCH_LEAK_ROWS)
 
 fuzz: $(STAMP)
 	$(BIN)/python -m reliability.fuzz --seconds $(FUZZ_SECONDS)

@@ -47,7 +47,11 @@ def main(argv: list[str]) -> dict[str, Any]:
     rt = runtime()
     ready = time.perf_counter()
     cpu = _cpu_s()
-    out: dict[str, Any] = {"import_s": ready - imported, "rss_before_mb": _peak_rss_mb()}
+    out: dict[str, Any] = {
+        "import_s": ready - imported,
+        "rss_before_mb": _peak_rss_mb(),
+        "duckdb_memory_limit": rt.settings.duckdb_memory_limit,
+    }
     if argv[0] == "load":
         report = steps.load_customer_file(rt, Path(argv[1]))
         out["load_s"] = time.perf_counter() - ready

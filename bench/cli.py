@@ -31,6 +31,7 @@ RESULT_KEYS = (
     "customers_load_s",
     "notices_per_s",
     "peer_extrapolated",
+    "customers",
 )
 PEER_SAMPLE_ROWS = 200_000
 NOTICES_CAP = 20_000  # per-second is what counts; the outbox writes one file per notice
@@ -54,6 +55,7 @@ class BenchResult:
     customers_load_s: float
     notices_per_s: float
     peer_extrapolated: bool
+    customers: int
 
 
 class ExposuresMismatch(SystemExit):
@@ -63,6 +65,12 @@ class ExposuresMismatch(SystemExit):
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--rows", type=int, default=1_000_000, help="customers and leaked rows")
+    p.add_argument(
+        "--leak-rows",
+        type=int,
+        default=None,
+        help="leaked rows, when not as many as --rows (the customers)",
+    )
     p.add_argument(
         "--peer-max-rows",
         type=int,
@@ -167,10 +175,11 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
 
     out: Path = args.out.resolve()
     run = out / "run"
+    leak_rows: int = args.rows if args.leak_rows is None else args.leak_rows
     _delete_old_outboxes(out / OUTBOXES, time.time() - OUTBOXES_KEPT_S)
-    _set_aside(run / "outbox", out / OUTBOXES / _kept_name(args.rows))  # a kept run's
+    _set_aside(run / "outbox", out / OUTBOXES / _kept_name(args.rows, leak_rows))  # a kept run's
     shutil.rmtree(run, ignore_errors=True)
-    data: Inputs = inputs(out / "cache", args.rows, args.seed)
+    data: Inputs = inputs(out / "cache", args.rows, args.seed, leak_rows)
     run.mkdir(parents=True)
     pepper = Pepper.generate("bench")
     env = _env(run, pepper.to_text())
@@ -185,11 +194,11 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
 
     limit = run_limit(data.leak, store, before=lambda: _from_disk(data.leak))
 
-    extrapolated = args.rows > args.peer_max_rows
-    sample = min(args.rows, PEER_SAMPLE_ROWS) if extrapolated else None
+    extrapolated = max(args.rows, leak_rows) > args.peer_max_rows
+    sample = min(args.rows, leak_rows, PEER_SAMPLE_ROWS) if extrapolated else None
     _from_disk(data.customers, data.leak)
     peer = run_peer(data.customers, data.leak, pepper.secret, nrows=sample)
-    peer_s = peer.leak_s * args.rows / peer.rows if extrapolated else peer.leak_s
+    peer_s = peer.leak_s * leak_rows / peer.rows if extrapolated else peer.leak_s
 
     notices = None
     if args.notices_cap > 0:
@@ -200,9 +209,9 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
 
     leak_s = float(ran["total_s"])
     result = BenchResult(
-        rows=args.rows,
+        rows=leak_rows,
         leakwatch_s=round(leak_s, 3),
-        leakwatch_rows_per_s=round(args.rows / leak_s),
+        leakwatch_rows_per_s=round(leak_rows / leak_s),
         peak_rss_mb=round(float(ran["peak_rss_mb"]), 1),
         peer_s=round(peer_s, 3),
         limit_s=round(limit.total_s, 3),
@@ -211,6 +220,7 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
         customers_load_s=round(float(loaded["load_s"]), 3),
         notices_per_s=round(notices.per_s) if notices else 0.0,
         peer_extrapolated=extrapolated,
+        customers=args.rows,
     )
     generated = (
         f"generated in {data.generated_s:.1f} s" if data.generated_s is not None else "cached"
@@ -221,7 +231,7 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
         else f"{peer.exposed:,} exposed (its own rules)"
     )
     table = [
-        f"leakwatch bench: {args.rows:,} customers x {args.rows:,} leaked rows "
+        f"leakwatch bench: {args.rows:,} customers x {leak_rows:,} leaked rows "
         f"(seed {args.seed}, inputs {generated}: {data.folder})",
         f"  load average {load1:.2f} at start, {load2:.2f} at end, {os.cpu_count()} CPUs",
         _line(
@@ -242,7 +252,8 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
         _line(
             "      peak RSS of the process",
             f"{ran['peak_rss_mb']:.0f} MB",
-            f"(interpreter + imports: {ran['rss_before_mb']:.0f} MB)",
+            f"(interpreter + imports: {ran['rss_before_mb']:.0f} MB; "
+            f"DuckDB's limit {ran['duckdb_memory_limit']})",
         ),
         _line("(b) naive peer: leak file -> exposures", f"{peer_s:.2f} s", peer_note),
         _line(
@@ -275,14 +286,15 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
         _line("ratio to the bare limit", f"{result.ratio_to_limit:.2f} x"),
     ]
     if not args.keep:
-        _set_aside(run / "outbox", out / OUTBOXES / _kept_name(args.rows))
+        _set_aside(run / "outbox", out / OUTBOXES / _kept_name(args.rows, leak_rows))
         shutil.rmtree(run, ignore_errors=True)
     return result, table
 
 
-def _kept_name(rows: int) -> str:
+def _kept_name(rows: int, leak_rows: int) -> str:
     """A name for an outbox set aside: when, at which size, by which run (one per run)."""
-    return f"{time.strftime('%Y%m%dT%H%M%S')}-{rows}-{os.getpid()}"
+    size = f"{rows}" if leak_rows == rows else f"{rows}x{leak_rows}"
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{size}-{os.getpid()}"
 
 
 def _set_aside(outbox: Path, kept: Path) -> None:
@@ -313,8 +325,12 @@ def _delete_old_outboxes(outboxes: Path, before: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.rows < 1 or args.peer_max_rows < 1:
-        raise SystemExit("bench: --rows and --peer-max-rows must be positive")
+    if (
+        args.rows < 1
+        or args.peer_max_rows < 1
+        or (args.leak_rows is not None and args.leak_rows < 1)
+    ):
+        raise SystemExit("bench: --rows, --leak-rows and --peer-max-rows must be positive")
     started = time.perf_counter()
     result, table = measure(args)
     print("\n".join(table))

@@ -23,7 +23,8 @@ class Inputs:
     """Where the cached files are, and what they hold."""
 
     folder: Path
-    rows: int
+    rows: int  # customers
+    leak_rows: int
     seed: int
     generated_s: float | None  # None when reused from the cache
 
@@ -40,35 +41,45 @@ class Inputs:
         return self.folder / "truth.parquet"
 
 
-def _meta(rows: int, seed: int) -> dict[str, object]:
-    return {"format": _FORMAT, "rows": rows, "seed": seed, "overlap": OVERLAP}
+def _meta(rows: int, leak_rows: int, seed: int) -> dict[str, object]:
+    meta: dict[str, object] = {"format": _FORMAT, "rows": rows, "seed": seed, "overlap": OVERLAP}
+    if leak_rows != rows:  # a leak of another size than the base: named apart
+        meta["leak_rows"] = leak_rows
+    return meta
 
 
-def inputs(cache: Path, rows: int, seed: int) -> Inputs:
-    """The cached inputs for (rows, seed), generated now (atomically) when absent."""
+def inputs(cache: Path, rows: int, seed: int, leak_rows: int | None = None) -> Inputs:
+    """The cached inputs for ``rows`` customers and ``leak_rows`` leaked rows (by default as
+    many) from ``seed``, generated now (atomically) when absent.
+
+    The customers of (rows, seed) are the same whatever the leak's size; the leak's own rows
+    are drawn for its size, about 30 % of them customers'.
+    """
     import time
 
     from synthetic import make_customers, make_leak, write_delimited
 
-    folder = cache / f"{rows}-{seed}"
+    leak_rows = rows if leak_rows is None else leak_rows
+    name = f"{rows}-{seed}" if leak_rows == rows else f"{rows}x{leak_rows}-{seed}"
+    folder = cache / name
     marker = folder / "meta.json"
-    if marker.is_file() and json.loads(marker.read_text()) == _meta(rows, seed):
-        return Inputs(folder, rows, seed, None)
+    if marker.is_file() and json.loads(marker.read_text()) == _meta(rows, leak_rows, seed):
+        return Inputs(folder, rows, leak_rows, seed, None)
     started = time.perf_counter()
-    tmp = cache / f".{rows}-{seed}.partial"
+    tmp = cache / f".{name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     customers = make_customers(rows, seed=seed)
-    leak = make_leak(customers, rows, overlap=OVERLAP, seed=seed + 1)
+    leak = make_leak(customers, leak_rows, overlap=OVERLAP, seed=seed + 1)
     customers.write_csv(tmp / "customers.csv")
     del customers
     write_delimited(leak.frame, tmp / "leak.csv", delimiter=LEAK_DELIMITER, encoding=LEAK_ENCODING)
     leak.truth.write_parquet(tmp / "truth.parquet")
     del leak
-    (tmp / "meta.json").write_text(json.dumps(_meta(rows, seed)))
+    (tmp / "meta.json").write_text(json.dumps(_meta(rows, leak_rows, seed)))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
-    return Inputs(folder, rows, seed, time.perf_counter() - started)
+    return Inputs(folder, rows, leak_rows, seed, time.perf_counter() - started)
 
 
 def truth(inputs: Inputs) -> pl.DataFrame:

@@ -33,7 +33,7 @@ def test_bench_runs_and_prints_every_key(tmp_path: Path) -> None:
     lines = done.stdout.strip().splitlines()
     result = json.loads(lines[-1])
     assert tuple(result) == RESULT_KEYS
-    assert result["rows"] == 2000
+    assert result["rows"] == 2000 and result["customers"] == 2000
     assert result["peer_extrapolated"] is False
     assert all(result[k] > 0 for k in RESULT_KEYS if k not in ("rows", "peer_extrapolated"))
     assert any("= synthetic truth: OK" in line for line in lines)
@@ -50,8 +50,9 @@ def test_bench_runs_and_prints_every_key(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_peer_is_extrapolated_only_when_it_says_so(tmp_path: Path) -> None:
-    """Also: a run starts by deleting the outboxes set aside long before, and a kept run but
-    for its outbox, which it sets aside."""
+    """Also: a leak of another size than the customer base, checked against its own truth; a
+    run starts by deleting the outboxes set aside long before, and a kept run but for its
+    outbox, which it sets aside."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKWATCH_")}
     for left in ("outboxes/old", "outboxes/recent", "run/outbox"):
         (tmp_path / "out" / left).mkdir(parents=True)
@@ -65,6 +66,8 @@ def test_peer_is_extrapolated_only_when_it_says_so(tmp_path: Path) -> None:
             "bench",
             "--rows",
             "1500",
+            "--leak-rows",
+            "1200",
             "--peer-max-rows",
             "1000",
             "--notices-cap",
@@ -81,11 +84,17 @@ def test_peer_is_extrapolated_only_when_it_says_so(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()
-    assert json.loads(lines[-1])["peer_extrapolated"] is True
+    result = json.loads(lines[-1])
+    assert result["peer_extrapolated"] is True
+    assert (result["rows"], result["customers"]) == (1200, 1500)
     assert any("EXTRAPOLATED" in line for line in lines)
+    assert lines[0].startswith("leakwatch bench: 1,500 customers x 1,200 leaked rows")
+    assert any("= synthetic truth: OK" in line for line in lines)
+    meta = json.loads((tmp_path / "out" / "cache" / "1500x1200-1" / "meta.json").read_text())
+    assert (meta["rows"], meta["leak_rows"]) == (1500, 1200)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cache", "outboxes"]
     kept = sorted(p.name for p in (tmp_path / "out" / "outboxes").iterdir())
-    assert len(kept) == 2 and kept[1] == "recent" and "-1500-" in kept[0]
+    assert len(kept) == 2 and kept[1] == "recent" and "-1500x1200-" in kept[0]
     set_aside = tmp_path / "out" / "outboxes" / kept[0] / "0.eml"
     assert set_aside.read_bytes() == b"an earlier draft"
 
