@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 
 from matching.customer_filter import current_id
-from matching.link import LinkReport, Plan, hinted_by, write_result
+from matching.link import COMBINE_PAIRS, LinkReport, Plan, hinted_by, write_result
 from matching.sql import Statement
 from matching.store import Store, StoreError
 
@@ -38,11 +38,11 @@ MAX_SHARDS = 65_536  # the prefix is the key's first two bytes
 # 6.1 s for both passes with the hints, below). The customer side leaves the kind out: the
 # join compares (k1, k2) only, as the link does.
 _SHARD = "((k1 >> 48) % $shards)::UINTEGER AS shard"
+_CUSTOMER_KEYS = "SELECT customer_no, k1, k2{shard} FROM customer_keys{limit}"
 _EXPORT_CUSTOMERS = Statement(
     "export customer keys by shard",
-    """
-    COPY (SELECT customer_no, k1, k2, ((k1 >> 48) % $shards)::UINTEGER AS shard
-          FROM customer_keys)
+    f"""
+    COPY ({_CUSTOMER_KEYS.format(shard=", " + _SHARD, limit="")})
     TO $path (FORMAT parquet, PARTITION_BY (shard), OVERWRITE)
     """,
 )
@@ -51,7 +51,7 @@ _EXPORT_CUSTOMERS = Statement(
 # "hinted" plan joins them (about a third at 30 % overlap), else every one.
 _LEAK_KEYS = """
     SELECT kind::VARCHAR AS kind, k1, k2, categories,
-           (artifact_no::UBIGINT << 48) | (table_no::UBIGINT << 40) | row AS rowid{shard}
+           (artifact_no::UBIGINT << 48) | (table_no::UBIGINT << 40) | row AS leaked_row{shard}
     FROM leak_keys
     WHERE artifact_no IN (
             SELECT artifact_no FROM artifacts WHERE breach_id = $breach_id AND state = 'done')
@@ -67,7 +67,7 @@ _EXPORT_LEAKS = Statement(
 # A shard no key fell in gets an empty file of the same columns, so every shard reads alike.
 _EMPTY_CUSTOMERS = Statement(
     "an empty shard of customer keys",
-    "COPY (SELECT customer_no, k1, k2 FROM customer_keys LIMIT 0) TO $path (FORMAT parquet)",
+    f"COPY ({_CUSTOMER_KEYS.format(shard='', limit=' LIMIT 0')}) TO $path (FORMAT parquet)",
 )
 _EMPTY_LEAKS = Statement(
     "an empty shard of leak keys",
@@ -75,37 +75,25 @@ _EMPTY_LEAKS = Statement(
     COPY ({_LEAK_KEYS.format(shard="", limit=" LIMIT 0")}) TO $path (FORMAT parquet)
     """,
 )
-# Each shard gives its (customer, leaked row) pairs; a row matched through keys of two
-# shards (its e-mail in one, its IBAN in another) is one pair again once combined. Pairs
-# rather than per-customer lists of rows: on the 20 M bench store, 4 shards joined in 5.2 s
-# on two processes against 6.1-7.1 s, and combined in 1.4 s against 3.0 s.
+# Each shard gives its (customer, leaked row) pairs, combined as the one-store link combines
+# its shards' (link.COMBINE_PAIRS).
 _LINK_SHARD_FILES = Statement(
     "link one shard's files",
     """
     COPY (
-        SELECT ck.customer_no, lk.rowid,
+        SELECT ck.customer_no, lk.leaked_row,
                bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END)::UTINYINT
                    AS kinds,
                bit_or(lk.categories)::USMALLINT AS categories
         FROM read_parquet($leaks, hive_partitioning = false) lk
         JOIN read_parquet($customers, hive_partitioning = false) ck
             ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
-        GROUP BY ck.customer_no, lk.rowid
+        GROUP BY ck.customer_no, lk.leaked_row
     ) TO $path (FORMAT parquet)
     """,
 )
 _COMBINE_PAIRS = Statement(
-    "combine shard pairs",
-    """
-    CREATE OR REPLACE TEMP TABLE link_result AS
-    SELECT customer_no::UINTEGER AS customer_no, bit_or(kinds)::UTINYINT AS kinds,
-           bit_or(categories)::USMALLINT AS categories, count(*) AS matched_rows
-    FROM (
-        SELECT customer_no, rowid, bit_or(kinds) AS kinds, bit_or(categories) AS categories
-        FROM read_parquet($paths) GROUP BY customer_no, rowid
-    )
-    GROUP BY customer_no
-    """,
+    "combine shard pairs", COMBINE_PAIRS.format(pairs="read_parquet($paths)")
 )
 
 
