@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from bench.data import BREACH_ID, Inputs, inputs, truth
+from bench.data import BREACH_ID, Inputs, inputs, size_name, truth
 
 __all__ = ["RESULT_KEYS", "BenchResult", "main"]
 
@@ -293,8 +293,7 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
 
 def _kept_name(rows: int, leak_rows: int) -> str:
     """A name for an outbox set aside: when, at which size, by which run (one per run)."""
-    size = f"{rows}" if leak_rows == rows else f"{rows}x{leak_rows}"
-    return f"{time.strftime('%Y%m%dT%H%M%S')}-{size}-{os.getpid()}"
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{size_name(rows, leak_rows)}-{os.getpid()}"
 
 
 def _set_aside(outbox: Path, kept: Path) -> None:

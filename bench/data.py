@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-__all__ = ["BREACH_ID", "LEAK_DELIMITER", "LEAK_ENCODING", "Inputs", "inputs"]
+__all__ = ["BREACH_ID", "LEAK_DELIMITER", "LEAK_ENCODING", "Inputs", "inputs", "size_name"]
 
 BREACH_ID = "bench"
 LEAK_DELIMITER = ";"
@@ -41,6 +41,11 @@ class Inputs:
         return self.folder / "truth.parquet"
 
 
+def size_name(rows: int, leak_rows: int) -> str:
+    """``<rows>``, or ``<rows>x<leak_rows>`` for a leak of another size than the base."""
+    return f"{rows}" if leak_rows == rows else f"{rows}x{leak_rows}"
+
+
 def _meta(rows: int, leak_rows: int, seed: int) -> dict[str, object]:
     meta: dict[str, object] = {"format": _FORMAT, "rows": rows, "seed": seed, "overlap": OVERLAP}
     if leak_rows != rows:  # a leak of another size than the base: named apart
@@ -60,7 +65,7 @@ def inputs(cache: Path, rows: int, seed: int, leak_rows: int | None = None) -> I
     from synthetic import make_customers, make_leak, write_delimited
 
     leak_rows = rows if leak_rows is None else leak_rows
-    name = f"{rows}-{seed}" if leak_rows == rows else f"{rows}x{leak_rows}-{seed}"
+    name = f"{size_name(rows, leak_rows)}-{seed}"
     folder = cache / name
     marker = folder / "meta.json"
     if marker.is_file() and json.loads(marker.read_text()) == _meta(rows, leak_rows, seed):
