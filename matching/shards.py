@@ -11,7 +11,15 @@ from typing import Any
 import duckdb
 
 from matching.customer_filter import current_id
-from matching.link import COMBINE_PAIRS, LinkReport, Plan, hinted_by, write_result
+from matching.link import (
+    COMBINE_PAIRS,
+    LinkReport,
+    Plan,
+    hinted_by,
+    leaked_row,
+    shard_of,
+    write_result,
+)
 from matching.sql import Statement
 from matching.store import Store, StoreError
 
@@ -29,17 +37,13 @@ MAX_SHARDS = 65_536  # the prefix is the key's first two bytes
 # Shard files carry customer numbers, not customer ids: exposures are stored by number, and
 # only the store's view ``exposures`` maps numbers to ids.
 #
-# The keys are keyed hashes, uniform in every byte: their first two bytes, read as a
-# big-endian number (k1 >> 48, keyed_hash.py), split them evenly and the same way in every
-# process and version.
+# Keys are split by link.shard_of, as the one-store link splits them.
 #
 # Each side is written in one pass, partitioned by shard (``<side>/shard=<n>/*.parquet``):
 # a query per shard read every key once per shard (20 M x 20 M, 4 shards: 22.7 s against
 # 6.1 s for both passes with the hints, below). The customer side leaves the kind out: the
 # join compares (k1, k2) only, as the link does.
-# The modulus is a UBIGINT, as in link.py: with an INTEGER parameter DuckDB computes it in
-# HUGEINT (both exports at 20 M x 20 M, 4 shards: 6.6-6.9 s, against 4.1-4.2 s).
-_SHARD = "((k1 >> 48) % $shards::UBIGINT)::UINTEGER AS shard"
+_SHARD = f"{shard_of()} AS shard"
 _CUSTOMER_KEYS = "SELECT customer_no, k1, k2{shard} FROM customer_keys{limit}"
 _EXPORT_CUSTOMERS = Statement(
     "export customer keys by shard",
@@ -52,8 +56,7 @@ _EXPORT_CUSTOMERS = Statement(
 # only those that hit the customer filter when its hints hold for the breach, as the link's
 # "hinted" plan joins them (about a third at 30 % overlap), else every one.
 _LEAK_KEYS = """
-    SELECT kind::VARCHAR AS kind, k1, k2, categories,
-           (artifact_no::UBIGINT << 48) | (table_no::UBIGINT << 40) | row AS leaked_row{shard}
+    SELECT kind::VARCHAR AS kind, k1, k2, categories, {leaked_row} AS leaked_row{shard}
     FROM leak_keys
     WHERE artifact_no IN (
             SELECT artifact_no FROM artifacts WHERE breach_id = $breach_id AND state = 'done')
@@ -62,7 +65,7 @@ _LEAK_KEYS = """
 _EXPORT_LEAKS = Statement(
     "export leak keys by shard",
     f"""
-    COPY ({_LEAK_KEYS.format(shard=", " + _SHARD, limit="")})
+    COPY ({_LEAK_KEYS.format(leaked_row=leaked_row(), shard=", " + _SHARD, limit="")})
     TO $path (FORMAT parquet, PARTITION_BY (shard), OVERWRITE)
     """,
 )
@@ -74,7 +77,8 @@ _EMPTY_CUSTOMERS = Statement(
 _EMPTY_LEAKS = Statement(
     "an empty shard of leak keys",
     f"""
-    COPY ({_LEAK_KEYS.format(shard="", limit=" LIMIT 0")}) TO $path (FORMAT parquet)
+    COPY ({_LEAK_KEYS.format(leaked_row=leaked_row(), shard="", limit=" LIMIT 0")})
+    TO $path (FORMAT parquet)
     """,
 )
 # Each shard gives its (customer, leaked row) pairs, combined as the one-store link combines
