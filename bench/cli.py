@@ -35,9 +35,8 @@ RESULT_KEYS = (
 )
 PEER_SAMPLE_ROWS = 200_000
 NOTICES_CAP = 20_000  # per-second is what counts; the outbox writes one file per notice
-# Runs' outboxes are set aside here, and deleted by a run that starts long after: see _set_aside.
+# Runs' outboxes are set aside here and never deleted by a run: see _set_aside.
 OUTBOXES = "outboxes"
-OUTBOXES_KEPT_S = 30 * 60
 
 
 @dataclass(frozen=True)
@@ -176,7 +175,6 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
     out: Path = args.out.resolve()
     run = out / "run"
     leak_rows: int = args.rows if args.leak_rows is None else args.leak_rows
-    _delete_old_outboxes(out / OUTBOXES, time.time() - OUTBOXES_KEPT_S)
     _set_aside(run / "outbox", out / OUTBOXES / _kept_name(args.rows, leak_rows))  # a kept run's
     shutil.rmtree(run, ignore_errors=True)
     data: Inputs = inputs(out / "cache", args.rows, args.seed, leak_rows)
@@ -300,26 +298,33 @@ def _set_aside(outbox: Path, kept: Path) -> None:
     """Keep the run's outbox as ``kept`` instead of deleting it now.
 
     On ext4 without a journal (this machine's root), the kernel's inode allocator skips and
-    reads every inode freed in the last minute (five more while its table block is dirty):
-    files created within that window cost 3-8 times the kernel time. 20 000 notices deleted at
-    the end of a run made the next one, started right after, draft at 3 900-9 400/s instead of
-    15 500/s; deleted at the next run's start, 106 s before it drafted, still 9 000/s against
-    16 400/s. So a run sets its outbox aside when it ends (a run kept with ``--keep``: when
-    the next starts) and deletes only the outboxes set aside long before it
-    (:func:`_delete_old_outboxes`): the runs of one sequence never slow each other.
+    reads every inode of the block group freed in the last minute, or in the last six while
+    its table block is dirty, which new files next to it make it: files created within minutes
+    of many being deleted cost several times the kernel time. 20 000 notices deleted at the
+    end of a run made the next one, started right after, draft at 3 900-9 400/s instead of
+    15 500/s. Old outboxes deleted at a run's start still slowed its drafting 100 s later
+    (12 782/s at 1 M), and 60 000 files deleted, synced and left 70 s took a drafting of
+    20 000 notices from 22 671/s to 13 577/s (its kernel time 0.68 s to 1.91 s, a fifth of it
+    in ``recently_deleted``). So no run deletes an outbox: each sets its own aside when it
+    ends (a run kept with ``--keep``: when the next starts), and ``make bench-clean`` deletes
+    them, at a moment of the user's choosing.
     """
     if outbox.is_dir():
         kept.parent.mkdir(parents=True, exist_ok=True)
         outbox.rename(kept)
 
 
-def _delete_old_outboxes(outboxes: Path, before: float) -> None:
-    """Delete the outboxes set aside before ``before`` (seconds since the epoch)."""
-    if not outboxes.is_dir():
-        return
-    for kept in outboxes.iterdir():
-        if kept.stat().st_mtime < before:
-            shutil.rmtree(kept, ignore_errors=True)
+def _kept_outboxes(outboxes: Path) -> tuple[int, int]:
+    """How many outboxes are set aside, and their bytes on disk."""
+    count = size = 0
+    if outboxes.is_dir():
+        for kept in outboxes.iterdir():
+            if not kept.is_dir():
+                continue
+            count += 1
+            with os.scandir(kept) as files:
+                size += sum(f.stat(follow_symlinks=False).st_blocks * 512 for f in files)
+    return count, size
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,5 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     result, table = measure(args)
     print("\n".join(table))
     print(f"  (whole bench: {time.perf_counter() - started:.0f} s)")
+    kept, size = _kept_outboxes(args.out.resolve() / OUTBOXES)
+    if kept:
+        print(
+            f"  (outboxes set aside: {kept}, {size / 1e6:,.0f} MB in {args.out / OUTBOXES}; "
+            "make bench-clean deletes them)"
+        )
     print(json.dumps(asdict(result)), flush=True)
     return 0

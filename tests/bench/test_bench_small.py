@@ -51,8 +51,9 @@ def test_bench_runs_and_prints_every_key(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_peer_is_extrapolated_only_when_it_says_so(tmp_path: Path) -> None:
     """Also: a leak of another size than the customer base, checked against its own truth; a
-    run starts by deleting the outboxes set aside long before, and a kept run but for its
-    outbox, which it sets aside."""
+    run deletes no outbox set aside, however old (deleting files slows drafting for minutes
+    after), deletes a kept run but for its outbox, which it sets aside, and says how many
+    outboxes are set aside."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKWATCH_")}
     for left in ("outboxes/old", "outboxes/recent", "run/outbox"):
         (tmp_path / "out" / left).mkdir(parents=True)
@@ -94,9 +95,10 @@ def test_peer_is_extrapolated_only_when_it_says_so(tmp_path: Path) -> None:
     assert (meta["rows"], meta["leak_rows"]) == (1500, 1200)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cache", "outboxes"]
     kept = sorted(p.name for p in (tmp_path / "out" / "outboxes").iterdir())
-    assert len(kept) == 2 and kept[1] == "recent" and "-1500x1200-" in kept[0]
+    assert len(kept) == 3 and kept[1:] == ["old", "recent"] and "-1500x1200-" in kept[0]
     set_aside = tmp_path / "out" / "outboxes" / kept[0] / "0.eml"
     assert set_aside.read_bytes() == b"an earlier draft"
+    assert any(line.startswith("  (outboxes set aside: 3, ") for line in lines)
 
 
 def test_a_wrong_exposure_fails_loudly(tmp_path: Path) -> None:
