@@ -123,6 +123,20 @@ class Store:
         result = self.rows(statement, params)
         return result[0][0] if result else None
 
+    def thread_count(self) -> int:
+        """The threads DuckDB runs this store's statements on."""
+        return int(self.con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+
+    @contextmanager
+    def threads(self, count: int) -> Iterator[None]:
+        """Run the block's statements on ``count`` DuckDB threads, then on as many as before."""
+        before = self.thread_count()
+        self.con.execute(f"SET threads = {int(count)}")
+        try:
+            yield
+        finally:
+            self.con.execute(f"SET threads = {before}")
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         self.con.execute("BEGIN TRANSACTION")

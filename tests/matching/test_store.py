@@ -150,3 +150,14 @@ def test_a_frame_of_several_chunks_is_stored_as_one(tmp_path: Path) -> None:
             )
         )
     assert groups == -(-frame.height // rows_per_group)  # 4, not 6
+
+
+def test_a_block_runs_on_the_threads_asked_and_then_on_those_before(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.duckdb", threads=2) as store:
+        assert store.thread_count() == 2
+        with store.threads(3):
+            assert store.thread_count() == 3
+        assert store.thread_count() == 2
+        with pytest.raises(RuntimeError), store.threads(5):
+            raise RuntimeError("a failing block")
+        assert store.thread_count() == 2
