@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # false takes the Python parser and normalisers for every file (same results, slower).
     native_scan: bool = True
     duckdb_threads: int | None = None
+    # DuckDB's threads for the link (matching/link.py); unset: one more than duckdb_threads.
+    duckdb_link_threads: int | None = Field(default=None, ge=1)
     # DuckDB's share of the 3 GiB a national-size run may use: the process around it (polars
     # batches, the interpreter) peaks near 0.9 GB; DuckDB spills to work_dir past this.
     duckdb_memory_limit: str = "2GB"
