@@ -23,13 +23,13 @@ import math
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import TerminalError
 from matching.ledger import KIND_COLUMNS
@@ -46,10 +46,13 @@ __all__ = [
     "Drafted",
     "Drafting",
     "Refusal",
+    "draft_chunks",
     "pieces",
     "start_drafting",
     "warm_shapes",
 ]
+
+Chunk = TypeVar("Chunk")
 
 BATCH = 1000  # notices made durable together, as the outbox sender does per send batch
 # What compiling a kind costs (its shape rendered, checked and encoded: ~0.83 ms) in notices
@@ -491,6 +494,51 @@ def start_drafting(
     finally:
         gc.unfreeze()
     return Drafting(processes, reports, births)
+
+
+def draft_chunks(
+    chunks: Iterable[Chunk],
+    columns_of: Callable[[Chunk], Mapping[str, Sequence[Any]]],
+    breach: BreachFacts,
+    outbox: Path,
+    *,
+    sender: str,
+    renderer: NoticeRenderer,
+    drafted: Callable[[Chunk, Drafted], None],
+    date: datetime | None = None,
+) -> None:
+    """Draft chunk after chunk into the outbox, each on every core (:func:`start_drafting`),
+    pipelined: while one chunk's workers draft, this process reports the chunk before it
+    (``drafted``, in order, with what its workers made durable), takes the next chunk from
+    ``chunks`` and compiles its kinds of notice (:func:`warm_shapes`), which the next workers
+    inherit. So only the first chunk's workers compile their kinds themselves. Forks happen
+    only between those steps, never while ``chunks`` or ``drafted`` runs.
+
+    ``columns_of``: a chunk's rows by column; ``date``: as for :func:`start_drafting`. A failure
+    stops the workers under way and is raised, the chunk being drafted not reported.
+    """
+    remaining = iter(chunks)
+    chunk = next(remaining, None)
+    columns = columns_of(chunk) if chunk is not None else {}
+    finished: tuple[Chunk, Drafted] | None = None
+    while chunk is not None:
+        running = start_drafting(
+            columns, breach, outbox, sender=sender, renderer=renderer, date=date
+        )
+        try:
+            if finished is not None:
+                drafted(*finished)
+            following = next(remaining, None)
+            if following is not None:
+                columns = columns_of(following)
+                warm_shapes(columns, breach, sender=sender, renderer=renderer)
+            finished = (chunk, running.wait())
+        except BaseException:
+            running.stop()
+            raise
+        chunk = following
+    if finished is not None:
+        drafted(*finished)
 
 
 def _births(outbox: Path, workers: int) -> list[Path]:

@@ -38,7 +38,7 @@ from matching.breaches import require_confirmed
 from matching.store import Store
 from notify.completeness import IncompleteNoticeError, check_complete
 from notify.delivery import PRE_SEND
-from notify.drafting import Drafted, DraftError, start_drafting, warm_shapes
+from notify.drafting import Drafted, DraftError, draft_chunks
 from notify.plan import contexts
 from notify.proof import resolve_unresolved
 from notify.render import NoticeRenderer
@@ -314,10 +314,10 @@ def _draft(
     every worker has made its files durable; a worker that fails stops the run with that chunk
     unrecorded (its notices stay where they were, to be drafted again).
 
-    The chunks are pipelined: while one chunk's workers draft, this process records the chunk
-    before it, reads the next page of candidates when it needs one, and compiles the next
-    chunk's kinds of notice (:func:`warm_shapes`), which the next workers inherit. Forks happen
-    only between those steps, never during a store statement.
+    The chunks are pipelined (:func:`notify.drafting.draft_chunks`): while one chunk's workers
+    draft, this process records the chunk before it, reads the next page of candidates when it
+    needs one, and compiles the next chunk's kinds of notice, which the next workers inherit.
+    Forks happen only between those steps, never during a store statement.
     """
     post = 0  # candidates planned for post, passed so far: the fallback list has them
 
@@ -328,33 +328,27 @@ def _draft(
             post += page.height - rows.height
             yield rows
 
-    chunks = _batches(mailable(), DRAFT_CHUNK)
-    chunk = next(chunks, None)
-    columns = chunk.to_dict(as_series=False) if chunk is not None else {}
     done = 0
-    finished: tuple[pl.DataFrame, Drafted] | None = None
-    while chunk is not None:
-        running = start_drafting(
-            columns, facts, sender.outbox, sender=sender.sender_email, renderer=renderer
-        )
-        try:
-            if finished is not None:
-                done = _record_drafted(store, *finished, report, from_states, done)
-                if progress:
-                    progress(done + post, report.candidates)
-            following = next(chunks, None)
-            if following is not None:
-                columns = following.to_dict(as_series=False)
-                warm_shapes(columns, facts, sender=sender.sender_email, renderer=renderer)
-            finished = (chunk, running.wait())
-        except BaseException:
-            running.stop()
-            raise
-        chunk = following
-    if finished is not None:
-        done = _record_drafted(store, *finished, report, from_states, done)
-    if progress and (finished is not None or post):
-        progress(done + post, report.candidates)
+    chunks = 0
+
+    def drafted(chunk: pl.DataFrame, made: Drafted) -> None:
+        nonlocal done, chunks
+        done = _record_drafted(store, chunk, made, report, from_states, done)
+        chunks += 1
+        if progress:
+            progress(done + post, report.candidates)
+
+    draft_chunks(
+        _batches(mailable(), DRAFT_CHUNK),
+        lambda chunk: chunk.to_dict(as_series=False),
+        facts,
+        sender.outbox,
+        sender=sender.sender_email,
+        renderer=renderer,
+        drafted=drafted,
+    )
+    if progress and post and not chunks:  # only notices for post: no chunk said it
+        progress(post, report.candidates)
 
 
 def _record_drafted(

@@ -18,7 +18,7 @@ from breach_facts import EXAMPLE_BREACH
 
 from core.errors import TerminalError
 from notify.completeness import IncompleteNoticeError, check_complete, check_filled
-from notify.drafting import DraftError, pieces, start_drafting, warm_shapes
+from notify.drafting import DraftError, draft_chunks, pieces, start_drafting, warm_shapes
 from notify.outbox import EmlFile, build_emls
 from notify.plan import contexts
 from notify.render import NoticeRenderer
@@ -616,3 +616,51 @@ def test_a_worker_whose_own_folder_is_gone_drafts_from_the_outbox(tmp_path: Path
     )  # fmt: skip
     assert _durable_in_one_worker(job) == 5
     assert sorted(p.stem for p in outbox.iterdir()) == sorted(r["notice_id"] for r in rows)
+
+
+def test_chunks_are_drafted_in_turn_each_reported_once_its_files_are_durable(
+    tmp_path: Path,
+) -> None:
+    rows = _rows(300)
+    rows[7] = dict(rows[7], email=None)  # refused, in the first chunk
+    outbox = tmp_path / "outbox"
+    reported: list[tuple[str, int, int]] = []
+
+    def drafted(chunk: list[dict[str, Any]], made: Any) -> None:
+        written = {p.name for p in outbox.iterdir()}
+        assert {f"{r['notice_id']}.eml" for r in chunk if r["email"]} <= written
+        reported.append((chunk[0]["notice_id"], made.durable, len(made.refused)))
+
+    draft_chunks(
+        [rows[:120], rows[120:240], rows[240:]],
+        _columns,
+        EXAMPLE_BREACH,
+        outbox,
+        sender=SENDER,
+        renderer=NoticeRenderer(),
+        drafted=drafted,
+        date=WHEN,
+    )
+    assert reported == [(rows[0]["notice_id"], 119, 1), (rows[120]["notice_id"], 120, 0),
+                        (rows[240]["notice_id"], 60, 0)]  # fmt: skip
+    kept = [r for r in rows if r["email"]]
+    assert {p.name: p.read_bytes() for p in outbox.iterdir()} == _reference(tmp_path / "ref", kept)
+
+
+def test_a_chunk_that_cannot_be_reported_stops_the_next_chunks_workers(tmp_path: Path) -> None:
+    rows = _rows(3000)
+
+    def drafted(chunk: list[dict[str, Any]], made: Any) -> None:
+        raise RuntimeError("the store refused the chunk's records")
+
+    with pytest.raises(RuntimeError, match="refused the chunk"):
+        draft_chunks(
+            [rows[:50], rows[50:]],
+            _columns,
+            EXAMPLE_BREACH,
+            tmp_path / "outbox",
+            sender=SENDER,
+            renderer=NoticeRenderer(),
+            drafted=drafted,
+        )
+    assert multiprocessing.active_children() == []
