@@ -85,8 +85,6 @@ def main(argv: list[str]) -> dict[str, Any]:
         drafted = render_notices(rt.settings, Path(argv[1]), int(argv[2]))
         out["notices"] = drafted.notices
         out["notices_s"] = drafted.seconds
-        out["first_notices"] = drafted.first_notices
-        out["first_notices_s"] = drafted.first_seconds
     else:
         raise SystemExit(f"unknown step {argv[0]!r}")
     out["cpu_s"] = _cpu_s() - cpu  # every thread of the process, DuckDB's and polars' included
