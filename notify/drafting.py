@@ -13,6 +13,7 @@ the caller's modules, renderer and rows, and use neither the caller's store nor 
 pools. Nothing personal crosses back: counts, notice ids and reasons only.
 :func:`start_drafting` returns once they are forked, so the caller can record the previous
 chunk meanwhile; what it compiled before forking (:func:`warm_shapes`) the workers inherit.
+:func:`draft_chunks` runs chunks that way, one after another.
 """
 
 from __future__ import annotations
