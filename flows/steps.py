@@ -307,8 +307,9 @@ def link_threads(settings: Settings, store: Store) -> int:
     that has not run a query of that size before, such as ``leakwatch match``: on the 20 M
     bench store (2 cores), in fresh processes, the link took 4.1-4.5 s against 5.3-5.8 s, and
     8.3-9.0 s of CPU against 10.2-11.3 s (5 pairs, interleaved). After the ingest, in the same
-    process (the bench's run, the breach-response flow), it changes nothing (the match 4.1-4.6
-    s either way, 5 pairs). The ingest is not given more: with three threads it took 0.3-0.7 s
+    process (the bench's run, the breach-response flow), no gain: the match 4.1-4.6 s either
+    way (medians 4.33 and 4.31 s, 5 pairs), and medians 4.63 against 4.48 s in 7 pairs on a
+    noisier machine. The ingest is not given more: with three threads it took 0.3-0.7 s
     longer, DuckDB's insert competing with the scanner and the hashing.
     """
     return settings.duckdb_link_threads or store.thread_count() + 1
