@@ -520,7 +520,9 @@ def draft_chunks(
     """
     remaining = iter(chunks)
     chunk = next(remaining, None)
-    columns = columns_of(chunk) if chunk is not None else {}
+    if chunk is None:
+        return
+    columns = columns_of(chunk)
     finished: tuple[Chunk, Drafted] | None = None
     while chunk is not None:
         running = start_drafting(
