@@ -21,6 +21,7 @@ __all__ = [
     "LinkReport",
     "Plan",
     "hinted_by",
+    "kind_bit",
     "leaked_row",
     "link",
     "shard_of",
@@ -45,6 +46,14 @@ def leaked_row(table: str = "") -> str:
     """The number a leaked row is counted by (artifact, table, row), from leak key columns
     (``table``: their qualifier, such as ``"lk."``). The same in every path that counts rows."""
     return f"({table}artifact_no::UBIGINT << 48) | ({table}table_no::UBIGINT << 40) | {table}row"
+
+
+def kind_bit(table: str = "") -> str:
+    """A leak key's kind as its bit in ``kinds`` (``_KIND_BITS``), from its ``kind`` column
+    (``table``: its qualifier). The same in the one-store link and the sharded match."""
+    bits = list(_KIND_BITS.items())
+    whens = " ".join(f"WHEN '{kind.value}' THEN {bit}" for kind, bit in bits[:-1])
+    return f"CASE {table}kind {whens} ELSE {bits[-1][1]} END"  # the last kind: no comparison
 
 
 def shard_of(k1: str = "k1") -> str:
@@ -114,7 +123,7 @@ _PAIRS = Statement(
 _LINK_SHARD = """
     INSERT INTO link_pairs
     SELECT ck.customer_no, {leaked_row} AS leaked_row,
-           bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END)::UTINYINT,
+           bit_or({kind_bit})::UTINYINT,
            bit_or(lk.categories)
     FROM leak_keys lk
     JOIN {customer_keys} ck ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
@@ -148,7 +157,7 @@ _LINK_SINGLE = """
     FROM (
         SELECT ck.customer_no,
                {leaked_row} AS leaked_row,
-               bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END) AS kinds,
+               bit_or({kind_bit}) AS kinds,
                bit_or(lk.categories) AS categories
         FROM leak_keys lk
         JOIN {customer_keys} ck ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
@@ -164,7 +173,12 @@ _LINKS = {
     plan: (
         Statement(
             "link in one pass",
-            _LINK_SINGLE.format(customer_keys=table, hinted=hinted, leaked_row=leaked_row("lk.")),
+            _LINK_SINGLE.format(
+                customer_keys=table,
+                hinted=hinted,
+                leaked_row=leaked_row("lk."),
+                kind_bit=kind_bit("lk."),
+            ),
         ),
         Statement(
             "link one shard",
@@ -172,6 +186,7 @@ _LINKS = {
                 customer_keys=table,
                 hinted=hinted,
                 leaked_row=leaked_row("lk."),
+                kind_bit=kind_bit("lk."),
                 shard=shard_of("lk.k1"),
             ),
         ),

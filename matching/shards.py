@@ -16,6 +16,7 @@ from matching.link import (
     LinkReport,
     Plan,
     hinted_by,
+    kind_bit,
     leaked_row,
     shard_of,
     write_result,
@@ -83,20 +84,18 @@ _EMPTY_LEAKS = Statement(
 )
 # Each shard gives its (customer, leaked row) pairs, combined as the one-store link combines
 # its shards' (link.COMBINE_PAIRS).
-_LINK_SHARD_FILES = Statement(
-    "link one shard's files",
-    """
+_LINK_FILES = """
     COPY (
-        SELECT ck.customer_no, lk.leaked_row,
-               bit_or(CASE lk.kind WHEN 'email' THEN 1 WHEN 'iban' THEN 2 ELSE 4 END)::UTINYINT
-                   AS kinds,
+        SELECT ck.customer_no, lk.leaked_row, bit_or({kind_bit})::UTINYINT AS kinds,
                bit_or(lk.categories)::USMALLINT AS categories
         FROM read_parquet($leaks, hive_partitioning = false) lk
         JOIN read_parquet($customers, hive_partitioning = false) ck
             ON ck.k1 = lk.k1 AND ck.k2 = lk.k2
         GROUP BY ck.customer_no, lk.leaked_row
     ) TO $path (FORMAT parquet)
-    """,
+"""
+_LINK_SHARD_FILES = Statement(
+    "link one shard's files", _LINK_FILES.format(kind_bit=kind_bit("lk."))
 )
 _COMBINE_PAIRS = Statement(
     "combine shard pairs", COMBINE_PAIRS.format(pairs="read_parquet($paths)")

@@ -75,3 +75,16 @@ def test_shard_arithmetic_stays_64_bit(tmp_path: Path) -> None:
 
 def _explained(store: Store, sql: str, params: dict[str, int]) -> str:
     return "\n".join(str(row[1]) for row in store.con.execute("EXPLAIN " + sql, params).fetchall())
+
+
+def test_a_kind_is_its_bit_in_sql_as_in_python(tmp_path: Path) -> None:
+    """kind_bit, which the one-store link and the sharded match both use, gives each kind the
+    bit that the risk decision reads back (link._KIND_BITS)."""
+    from matching import link as linking
+
+    with Store(tmp_path / "s.duckdb") as store:
+        for kind, bit in linking._KIND_BITS.items():
+            got = store.con.execute(
+                f"SELECT {linking.kind_bit()} FROM (SELECT $k::key_kind AS kind)", {"k": kind.value}
+            ).fetchone()
+            assert got == (bit,), kind
