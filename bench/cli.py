@@ -37,6 +37,7 @@ PEER_SAMPLE_ROWS = 200_000
 NOTICES_CAP = 20_000  # per-second is what counts; the outbox writes one file per notice
 # Runs' outboxes are set aside here and never deleted by a run: see _set_aside.
 OUTBOXES = "outboxes"
+DEFAULT_OUT = Path("bench-output")  # make bench-clean deletes its outboxes
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--notices-cap", type=int, default=NOTICES_CAP, help="notices to render (0: skip)"
     )
-    p.add_argument("--out", type=Path, default=Path("bench-output"))
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--keep", action="store_true", help="keep the run's store and outbox")
     return p
 
@@ -339,11 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     result, table = measure(args)
     print("\n".join(table))
     print(f"  (whole bench: {time.perf_counter() - started:.0f} s)")
-    kept, size = _kept_outboxes(args.out.resolve() / OUTBOXES)
+    outboxes = args.out / OUTBOXES
+    kept, size = _kept_outboxes(outboxes.resolve())
     if kept:
-        print(
-            f"  (outboxes set aside: {kept}, {size / 1e6:,.0f} MB in {args.out / OUTBOXES}; "
-            "make bench-clean deletes them)"
-        )
+        how = "make bench-clean deletes them" if outboxes == DEFAULT_OUT / OUTBOXES else "delete it"
+        print(f"  (outboxes set aside: {kept}, {size / 1e6:,.0f} MB in {outboxes}; {how})")
     print(json.dumps(asdict(result)), flush=True)
     return 0
