@@ -169,28 +169,26 @@ _LINK_SINGLE = """
 # Each join per plan: on the leak keys that hit the filter, on the narrowed customer keys, or
 # on everything.
 _HINTED = "\n          AND lk.customer_hint"
-_LINKS = {
-    plan: (
-        Statement(
-            "link in one pass",
-            _LINK_SINGLE.format(
-                customer_keys=table,
-                hinted=hinted,
-                leaked_row=leaked_row("lk."),
-                kind_bit=kind_bit("lk."),
-            ),
-        ),
-        Statement(
-            "link one shard",
-            _LINK_SHARD.format(
-                customer_keys=table,
-                hinted=hinted,
-                leaked_row=leaked_row("lk."),
-                kind_bit=kind_bit("lk."),
-                shard=shard_of("lk.k1"),
-            ),
-        ),
+
+
+def _plan_links(customer_keys: str, hinted: str) -> tuple[Statement, Statement]:
+    """A plan's two joins, one pass and one shard, from the same fragments (str.format leaves
+    the fragments a template does not use alone)."""
+    fragments = {
+        "customer_keys": customer_keys,
+        "hinted": hinted,
+        "leaked_row": leaked_row("lk."),
+        "kind_bit": kind_bit("lk."),
+        "shard": shard_of("lk.k1"),
+    }
+    return (
+        Statement("link in one pass", _LINK_SINGLE.format(**fragments)),
+        Statement("link one shard", _LINK_SHARD.format(**fragments)),
     )
+
+
+_LINKS = {
+    plan: _plan_links(table, hinted)
     for plan, table, hinted in (
         ("hinted", "customer_keys", _HINTED),
         ("narrowed", "link_customer_keys", ""),
