@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from bench.data import BREACH_ID, Inputs, inputs, size_name, truth
+from bench.data import BREACH_ID, Inputs, inputs_apart, size_name, truth
 
 __all__ = ["RESULT_KEYS", "BenchResult", "main"]
 
@@ -178,7 +178,7 @@ def measure(args: argparse.Namespace) -> tuple[BenchResult, list[str]]:
     leak_rows: int = args.rows if args.leak_rows is None else args.leak_rows
     _set_aside(run / "outbox", out / OUTBOXES / _kept_name(args.rows, leak_rows))  # a kept run's
     shutil.rmtree(run, ignore_errors=True)
-    data: Inputs = inputs(out / "cache", args.rows, args.seed, leak_rows)
+    data: Inputs = inputs_apart(out / "cache", args.rows, args.seed, leak_rows)
     run.mkdir(parents=True)
     pepper = Pepper.generate("bench")
     env = _env(run, pepper.to_text())

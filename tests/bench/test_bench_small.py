@@ -127,6 +127,24 @@ def test_a_wrong_exposure_fails_loudly(tmp_path: Path) -> None:
         _check_exposures(store_path, right.with_columns(matched_on=pl.lit("email;iban")))
 
 
+def test_inputs_generated_apart_are_those_generated_here(tmp_path: Path) -> None:
+    """The bench generates its inputs in a process of its own (which ends with the memory it
+    took): the same files as generated in this one, then found in the cache."""
+    from bench.data import cached, inputs, inputs_apart
+
+    apart_cache, here_cache = tmp_path / "apart", tmp_path / "here"
+    assert cached(apart_cache, 300, 7, 200) is None
+    apart = inputs_apart(apart_cache, 300, 7, 200)
+    here = inputs(here_cache, 300, 7, 200)
+    assert apart.generated_s is not None and apart.folder.name == "300x200-7"
+    for name in ("customers.csv", "leak.csv", "truth.parquet", "meta.json"):
+        assert (apart.folder / name).read_bytes() == (here.folder / name).read_bytes(), name
+    again = inputs_apart(apart_cache, 300, 7, 200)
+    assert again == cached(apart_cache, 300, 7, 200)
+    assert again.generated_s is None and again.folder == apart.folder
+    assert cached(apart_cache, 300, 8, 200) is None  # another seed: not those
+
+
 def test_measured_steps_read_their_files_from_disk(tmp_path: Path) -> None:
     if memory_backed(tmp_path.resolve()):
         pytest.skip("a file system held in memory keeps its pages")
