@@ -134,14 +134,24 @@ def test_inputs_generated_apart_are_those_generated_here(tmp_path: Path) -> None
 
     apart_cache, here_cache = tmp_path / "apart", tmp_path / "here"
     assert cached(apart_cache, 300, 7, 200) is None
-    apart = inputs_apart(apart_cache, 300, 7, 200)
+    # In a fresh interpreter: generating in-process would import the generator there.
+    script = (
+        "import sys; from pathlib import Path; from bench.data import inputs_apart; "
+        f"made = inputs_apart(Path({str(apart_cache)!r}), 300, 7, 200); "
+        "print(made.generated_s is not None, 'synthetic' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "False"]  # generated, and not in that process
+    apart = cached(apart_cache, 300, 7, 200)
+    assert apart is not None and apart.folder.name == "300x200-7"
     here = inputs(here_cache, 300, 7, 200)
-    assert apart.generated_s is not None and apart.folder.name == "300x200-7"
     for name in ("customers.csv", "leak.csv", "truth.parquet", "meta.json"):
         assert (apart.folder / name).read_bytes() == (here.folder / name).read_bytes(), name
     again = inputs_apart(apart_cache, 300, 7, 200)
-    assert again == cached(apart_cache, 300, 7, 200)
-    assert again.generated_s is None and again.folder == apart.folder
+    assert again == apart and again.generated_s is None
     assert cached(apart_cache, 300, 8, 200) is None  # another seed: not those
 
 
