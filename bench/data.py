@@ -62,10 +62,15 @@ def _meta(rows: int, leak_rows: int, seed: int) -> dict[str, object]:
     return meta
 
 
+def _folder_name(rows: int, leak_rows: int, seed: int) -> str:
+    """The cache folder of these inputs (``<size>-<seed>``)."""
+    return f"{size_name(rows, leak_rows)}-{seed}"
+
+
 def cached(cache: Path, rows: int, seed: int, leak_rows: int | None = None) -> Inputs | None:
     """The inputs :func:`inputs` would return, if they are in the cache already; else None."""
     leak_rows = rows if leak_rows is None else leak_rows
-    folder = cache / f"{size_name(rows, leak_rows)}-{seed}"
+    folder = cache / _folder_name(rows, leak_rows, seed)
     marker = folder / "meta.json"
     if marker.is_file() and json.loads(marker.read_text()) == _meta(rows, leak_rows, seed):
         return Inputs(folder, rows, leak_rows, seed, None)
@@ -87,7 +92,7 @@ def inputs(cache: Path, rows: int, seed: int, leak_rows: int | None = None) -> I
     found = cached(cache, rows, seed, leak_rows)
     if found is not None:
         return found
-    name = f"{size_name(rows, leak_rows)}-{seed}"
+    name = _folder_name(rows, leak_rows, seed)
     folder = cache / name
     started = time.perf_counter()
     tmp = cache / f".{name}.partial"
